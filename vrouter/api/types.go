@@ -1,0 +1,231 @@
+// Package api is xvrd's local API: the JSON resource types exchanged over the
+// root-only unix socket, the HTTP server that maps them onto a Backend, and the
+// client used by xvr-cni and xvrctl.
+//
+// Every mutating call sets desired state and is idempotent: PUTting the same
+// object twice is a no-op the second time. Bad input is answered with a 4xx
+// status and a message (see Error); the server never panics on a request.
+//
+// Importers: cmd/xvrd (server), cmd/xvrctl and cni (client), vrouter/agent
+// (implements Backend). This package imports nothing of xvr's.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// DefaultSocket is where xvrd listens unless told otherwise.
+const DefaultSocket = "/run/xvr/xvrd.sock"
+
+// Network is a virtual network (VN) as declared by a NetworkAttachmentDefinition.
+// It is keyed by the NAD's Namespace and Name.
+type Network struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// CIDR is opencontrail.org/cidr, e.g. "198.18.10.0/24". Required unless Ref is set.
+	CIDR string `json:"cidr,omitempty"`
+	// FabricForwarding is opencontrail.org/ip_fabric_forwarding.
+	FabricForwarding bool `json:"fabricForwarding,omitempty"`
+	// FabricSNAT is opencontrail.org/ip_fabric_snat.
+	FabricSNAT bool `json:"fabricSNAT,omitempty"`
+	// Ref is opencontrail.org/network: this NAD names an existing VN instead
+	// of creating one.
+	Ref *NetworkRef `json:"ref,omitempty"`
+	// CNIType is the NAD's spec.config "type" ("xvr" or "contrail-k8s-cni"), kept for display.
+	CNIType string `json:"cniType,omitempty"`
+
+	// Fields below are set by xvrd and ignored on input.
+
+	// VNName is the Contrail name, <cluster>-<name>-pod-network.
+	VNName string `json:"vnName,omitempty"`
+	// Project is the Contrail project, <cluster>-<namespace>.
+	Project string `json:"project,omitempty"`
+	// VRF is the forwarder's table index for this VN.
+	VRF uint32 `json:"vrf,omitempty"`
+	// Gateway is the VN's gateway address (last usable address), answered by proxy ARP.
+	Gateway string `json:"gateway,omitempty"`
+	// DNS is the address before the gateway, reserved for DNS.
+	DNS string `json:"dns,omitempty"`
+}
+
+// Key is "namespace/name", the form ports and routes use to name a network.
+func (n Network) Key() string { return n.Namespace + "/" + n.Name }
+
+// NetworkRef names an existing VN (opencontrail.org/network).
+type NetworkRef struct {
+	Domain  string `json:"domain"`
+	Project string `json:"project"`
+	Name    string `json:"name"`
+}
+
+// Port is a pod interface: the host side of a veth attached to a VN.
+type Port struct {
+	// ID is chosen by the caller and unique on the node (the CNI uses
+	// <containerID>/<ifname>).
+	ID string `json:"id"`
+	// Network is the VN's key, "namespace/name".
+	Network string `json:"network"`
+	// HostIfName is the host-side veth, which xvrd opens with AF_XDP.
+	HostIfName string `json:"hostIfName"`
+	// IP is the pod's IPv4 address on this interface (inside the VN's CIDR).
+	IP string `json:"ip"`
+	// MAC is the pod-side MAC address, unicast.
+	MAC string `json:"mac"`
+
+	// Fields below are set by xvrd and ignored on input.
+
+	// Vif is the forwarder's interface index.
+	Vif uint32 `json:"vif,omitempty"`
+	// State is "up", or "down: <reason>" while the veth cannot be opened.
+	State string `json:"state,omitempty"`
+}
+
+// Route is a static route in a VN. Routes to local ports are implicit (a
+// port's /32) and not listed here.
+type Route struct {
+	// Network is the VN's key, "namespace/name".
+	Network string `json:"network"`
+	// Prefix is an IPv4 prefix, e.g. "198.18.40.0/24".
+	Prefix string `json:"prefix"`
+	// NextHop says where matching packets go.
+	NextHop RouteNextHop `json:"nextHop"`
+}
+
+// RouteNextHop is the next hop of a static route.
+type RouteNextHop struct {
+	// Type is "port" (deliver to Port) or "discard".
+	Type string `json:"type"`
+	// Port is the ID of the port for Type "port".
+	Port string `json:"port,omitempty"`
+}
+
+// Next hop and vif types as shown by introspection.
+const (
+	NextHopDiscard = "discard"
+	NextHopReceive = "receive"
+	NextHopEncap   = "encap" // deliver to a local vif, rewriting MACs
+	NextHopPort    = "port"  // RouteNextHop.Type for a local port
+
+	VifVirtual = "virtual"
+)
+
+// Vif is one forwarder interface with its live counters (TF's `vif --list`).
+type Vif struct {
+	ID        uint32 `json:"id"`
+	Name      string `json:"name"`
+	Type      string `json:"type"`
+	Port      string `json:"port,omitempty"`
+	Network   string `json:"network,omitempty"`
+	VRF       uint32 `json:"vrf"`
+	MAC       string `json:"mac,omitempty"`
+	IP        string `json:"ip,omitempty"`
+	State     string `json:"state"`
+	RXPackets uint64 `json:"rxPackets"`
+	RXBytes   uint64 `json:"rxBytes"`
+	TXPackets uint64 `json:"txPackets"`
+	TXBytes   uint64 `json:"txBytes"`
+	Drops     uint64 `json:"drops"`
+}
+
+// RouteEntry is one entry of a VN's forwarding table (TF's `rt --dump`).
+type RouteEntry struct {
+	Prefix  string `json:"prefix"`
+	NextHop uint32 `json:"nextHop"`
+	Type    string `json:"type"`
+	Vif     uint32 `json:"vif,omitempty"`
+	Static  bool   `json:"static,omitempty"`
+}
+
+// NextHop is one forwarder next hop (TF's `nh --list`).
+type NextHop struct {
+	ID     uint32 `json:"id"`
+	Type   string `json:"type"`
+	VRF    uint32 `json:"vrf"`
+	Vif    uint32 `json:"vif,omitempty"`
+	SrcMAC string `json:"srcMac,omitempty"`
+	DstMAC string `json:"dstMac,omitempty"`
+	Refs   int    `json:"refs"`
+}
+
+// DropStat is the count of packets dropped for one reason (TF's `dropstats`).
+type DropStat struct {
+	Reason string `json:"reason"`
+	Count  uint64 `json:"count"`
+}
+
+// Status is xvrd's self-description.
+type Status struct {
+	Version string `json:"version"`
+	Pollers int    `json:"pollers"`
+	MAC     string `json:"mac"`
+	Uptime  string `json:"uptime"`
+}
+
+// Backend is what the server serves. vrouter/agent implements it.
+// Errors of type *Error choose the HTTP status; any other error is a 500.
+type Backend interface {
+	Status(ctx context.Context) Status
+
+	ApplyNetwork(ctx context.Context, n Network) (Network, error)
+	DeleteNetwork(ctx context.Context, namespace, name string) error
+	GetNetwork(ctx context.Context, namespace, name string) (Network, error)
+	ListNetworks(ctx context.Context) []Network
+
+	ApplyPort(ctx context.Context, p Port) (Port, error)
+	DeletePort(ctx context.Context, id string) error
+	GetPort(ctx context.Context, id string) (Port, error)
+	ListPorts(ctx context.Context) []Port
+
+	ApplyRoute(ctx context.Context, r Route) (Route, error)
+	DeleteRoute(ctx context.Context, network, prefix string) error
+	ListRoutes(ctx context.Context) []Route
+
+	// Introspection of what the forwarder holds.
+	Vifs(ctx context.Context) []Vif
+	RouteTable(ctx context.Context, network string) ([]RouteEntry, error)
+	NextHops(ctx context.Context) []NextHop
+	DropStats(ctx context.Context) []DropStat
+}
+
+// Error is an API error carrying the HTTP status it is answered with.
+type Error struct {
+	Status int    `json:"-"`
+	Msg    string `json:"error"`
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Errorf makes an *Error with the given status.
+func Errorf(status int, format string, args ...any) error {
+	return &Error{Status: status, Msg: fmt.Sprintf(format, args...)}
+}
+
+// BadRequest, NotFound and Conflict are the statuses the backend uses.
+func BadRequest(format string, args ...any) error {
+	return Errorf(http.StatusBadRequest, format, args...)
+}
+
+// NotFound reports a missing object.
+func NotFound(format string, args ...any) error {
+	return Errorf(http.StatusNotFound, format, args...)
+}
+
+// Conflict reports a request that contradicts existing state.
+func Conflict(format string, args ...any) error {
+	return Errorf(http.StatusConflict, format, args...)
+}
+
+// StatusOf returns the HTTP status an error maps to: the *Error's status, or 500.
+func StatusOf(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status
+	}
+	return http.StatusInternalServerError
+}
+
+// IsNotFound reports whether err is a 404 *Error.
+func IsNotFound(err error) bool { return StatusOf(err) == http.StatusNotFound }
