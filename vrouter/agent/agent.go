@@ -1,0 +1,134 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/xvr-project/xvr/vrouter/api"
+	"github.com/xvr-project/xvr/vrouter/dataplane"
+	"github.com/xvr-project/xvr/vrouter/route"
+)
+
+// Store persists the desired state. vrouter/store implements it.
+type Store interface {
+	PutNetwork(n api.Network) error
+	DeleteNetwork(namespace, name string) error
+	Networks() ([]api.Network, error)
+	PutPort(p api.Port) error
+	DeletePort(id string) error
+	Ports() ([]api.Port, error)
+	PutRoute(r api.Route) error
+	DeleteRoute(network, prefix string) error
+	Routes() ([]api.Route, error)
+}
+
+// Links finds devices by name (netlink in xvrd).
+type Links interface {
+	// Lookup returns the device's ifindex and its number of RX queues.
+	Lookup(name string) (ifindex, queues int, err error)
+}
+
+// Attacher puts the pod XDP program on a device and takes it off again
+// (vrouter/xdpprog in xvrd).
+type Attacher interface {
+	Attach(ifindex int) error
+	Detach(ifindex int) error
+}
+
+// Poller is the part of a dataplane.Poller the agent drives.
+type Poller interface {
+	Do(ctx context.Context, fn func() error) error
+	AddPort(vif uint32, ifindex, queue int, stats *dataplane.VifStats) error
+	RemovePort(vif uint32) error
+	DropStats() *dataplane.DropStats
+}
+
+// Config is what an Agent needs.
+type Config struct {
+	Store    Store
+	Links    Links
+	Attacher Attacher
+	Pollers  []Poller
+	Current  *dataplane.Current
+	// MAC is the vRouter's own MAC: the gateway's ARP answer and the source
+	// of every frame it sends to pods.
+	MAC net.HardwareAddr
+	// Cluster prefixes Contrail names (default "k8s").
+	Cluster string
+	Log     *slog.Logger
+	Version string
+}
+
+// Agent is the node's control plane. It is safe for concurrent use.
+type Agent struct {
+	cfg     Config
+	started time.Time
+
+	mu     sync.Mutex
+	nets   map[string]*network // by namespace/name
+	ports  map[string]*port    // by id
+	routes map[string]api.Route
+	tables route.Tables
+	vrfs   *ids
+	vifs   *ids
+	nhs    *ids
+}
+
+type network struct {
+	spec   api.Network // as stored, with the xvrd-set fields
+	prefix netip.Prefix
+	gw     netip.Addr
+	dns    netip.Addr
+	target *network // the VN a reference network names; nil if it is one itself
+}
+
+// vn is the network that owns the VRF: the target of a reference, or n.
+func (n *network) vn() *network {
+	if n.target != nil {
+		return n.target
+	}
+	return n
+}
+
+type port struct {
+	spec    api.Port
+	net     *network
+	ip      netip.Addr
+	mac     [6]byte
+	nh      uint32
+	stats   *dataplane.VifStats
+	ifindex int // 0 while down
+	queues  int // sockets opened (one per poller and queue)
+	reason  string
+}
+
+// New makes an agent; call Load before serving.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Store == nil || cfg.Links == nil || cfg.Attacher == nil || cfg.Current == nil {
+		return nil, errors.New("agent config needs Store, Links, Attacher and Current")
+	}
+	if len(cfg.MAC) != 6 {
+		return nil, fmt.Errorf("vrouter mac %q is not a 6-byte MAC", cfg.MAC)
+	}
+	if cfg.Cluster == "" {
+		cfg.Cluster = "k8s"
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Agent{cfg: cfg, started: time.Now(),
+		nets: map[string]*network{}, ports: map[string]*port{}, routes: map[string]api.Route{},
+		vrfs: newIDs(1), vifs: newIDs(1), nhs: newIDs(2)}, nil
+}
+
+// Status describes the agent.
+func (a *Agent) Status(context.Context) api.Status {
+	return api.Status{Version: a.cfg.Version, Pollers: len(a.cfg.Pollers),
+		MAC: a.cfg.MAC.String(), Uptime: time.Since(a.started).Round(time.Second).String()}
+}

@@ -1,0 +1,101 @@
+package agent
+
+import (
+	"context"
+	"net"
+	"sort"
+
+	"github.com/xvr-project/xvr/vrouter/api"
+	"github.com/xvr-project/xvr/vrouter/dataplane"
+)
+
+// Vifs lists the forwarder's interfaces with live counters.
+func (a *Agent) Vifs(context.Context) []api.Vif {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]api.Vif, 0, len(a.ports))
+	for _, p := range a.ports {
+		v := p.view()
+		out = append(out, api.Vif{ID: v.Vif, Name: v.HostIfName, Type: api.VifVirtual, Port: v.ID,
+			Network: p.net.vn().spec.VNName, VRF: p.net.vn().spec.VRF, MAC: v.MAC, IP: v.IP, State: v.State,
+			RXPackets: p.stats.RXPackets.Load(), RXBytes: p.stats.RXBytes.Load(),
+			TXPackets: p.stats.TXPackets.Load(), TXBytes: p.stats.TXBytes.Load(), Drops: p.stats.Drops.Load()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// RouteTable dumps one network's forwarding table.
+func (a *Agent) RouteTable(ctx context.Context, network string) ([]api.RouteEntry, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := a.nets[network]
+	if n == nil {
+		return nil, api.NotFound("network %q not found", network)
+	}
+	static := map[string]bool{}
+	for _, r := range a.routes {
+		if a.nets[r.Network].vn() == n.vn() {
+			static[r.Prefix] = true
+		}
+	}
+	nhs := a.nextHops()
+	out := []api.RouteEntry{}
+	if t := a.tables.Get(n.vn().spec.VRF); t != nil {
+		for p, nh := range t.All() {
+			e := api.RouteEntry{Prefix: p.String(), NextHop: nh, Type: api.NextHopDiscard, Static: static[p.String()]}
+			if h, ok := nhs[nh]; ok {
+				e.Type, e.Vif = h.Type, h.Vif
+			}
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// NextHops lists the forwarder's next hops.
+func (a *Agent) NextHops(context.Context) []api.NextHop {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := []api.NextHop{}
+	for _, h := range a.nextHops() {
+		out = append(out, h)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func (a *Agent) nextHops() map[uint32]api.NextHop {
+	refs := map[uint32]int{}
+	for _, t := range a.nets {
+		if t.target == nil {
+			if tb := a.tables.Get(t.spec.VRF); tb != nil {
+				for _, nh := range tb.All() {
+					refs[nh]++
+				}
+			}
+		}
+	}
+	out := map[uint32]api.NextHop{
+		dataplane.NHIDDiscard: {ID: dataplane.NHIDDiscard, Type: api.NextHopDiscard, Refs: refs[dataplane.NHIDDiscard]},
+		dataplane.NHIDReceive: {ID: dataplane.NHIDReceive, Type: api.NextHopReceive, Refs: refs[dataplane.NHIDReceive]},
+	}
+	for _, p := range a.ports {
+		out[p.nh] = api.NextHop{ID: p.nh, Type: api.NextHopEncap, VRF: p.net.vn().spec.VRF, Vif: p.spec.Vif,
+			SrcMAC: a.cfg.MAC.String(), DstMAC: net.HardwareAddr(p.mac[:]).String(), Refs: refs[p.nh]}
+	}
+	return out
+}
+
+// DropStats sums the drop counters of every poller, every reason listed.
+func (a *Agent) DropStats(context.Context) []api.DropStat {
+	out := make([]api.DropStat, 0, dataplane.NumReasons-1)
+	for r := dataplane.Reason(1); r < dataplane.NumReasons; r++ {
+		var c uint64
+		for _, p := range a.cfg.Pollers {
+			c += p.DropStats()[r].Load()
+		}
+		out = append(out, api.DropStat{Reason: r.String(), Count: c})
+	}
+	return out
+}

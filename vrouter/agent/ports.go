@@ -1,0 +1,258 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/xvr-project/xvr/vrouter/api"
+	"github.com/xvr-project/xvr/vrouter/dataplane"
+)
+
+// ApplyPort attaches a pod veth to a network (idempotent). A port whose
+// device cannot be opened yet is kept with State "down: <reason>" and
+// retried by Reconcile.
+func (a *Agent) ApplyPort(ctx context.Context, in api.Port) (api.Port, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p, err := a.validatePort(in)
+	if err != nil {
+		return api.Port{}, err
+	}
+	old := a.ports[in.ID]
+	if old != nil && samePort(old.spec, p.spec) {
+		return old.view(), nil
+	}
+	if old != nil {
+		a.closePort(ctx, old)
+		p.spec.Vif, p.nh, p.stats = old.spec.Vif, old.nh, old.stats
+	} else {
+		p.spec.Vif, p.nh, p.stats = a.vifs.next(), a.nhs.next(), new(dataplane.VifStats)
+	}
+	if err := a.cfg.Store.PutPort(p.spec); err != nil {
+		if old == nil {
+			a.vifs.release(p.spec.Vif)
+			a.nhs.release(p.nh)
+		} else {
+			a.openPort(ctx, old)
+		}
+		return api.Port{}, api.Errorf(http.StatusInternalServerError, "persisting port %s: %v", in.ID, err)
+	}
+	a.installPort(ctx, old, p)
+	return p.view(), nil
+}
+
+func (a *Agent) installPort(ctx context.Context, old, p *port) {
+	a.ports[p.spec.ID] = p
+	if old != nil {
+		a.delRoute(old.net.vn(), netip.PrefixFrom(old.ip, 32))
+	}
+	a.setRoute(p.net.vn(), netip.PrefixFrom(p.ip, 32), p.nh)
+	a.repointStatic(p.spec.ID)
+	a.publish()
+	a.openPort(ctx, p)
+	a.cfg.Log.Info("port applied", "port", p.spec.ID, "vif", p.spec.Vif, "dev", p.spec.HostIfName,
+		"network", p.spec.Network, "ip", p.spec.IP, "state", p.view().State)
+}
+
+func (a *Agent) validatePort(in api.Port) (*port, error) {
+	if in.ID == "" || len(in.ID) > 256 || strings.ContainsAny(in.ID, " \t\n") {
+		return nil, api.BadRequest("port id %q must be 1-256 characters without spaces", in.ID)
+	}
+	if in.HostIfName == "" || len(in.HostIfName) > 15 || strings.ContainsAny(in.HostIfName, "/ \t\n:") {
+		return nil, api.BadRequest("port %s: hostIfName %q is not a valid device name", in.ID, in.HostIfName)
+	}
+	n := a.nets[in.Network]
+	if n == nil {
+		return nil, api.NotFound("port %s: network %q not found", in.ID, in.Network)
+	}
+	p := &port{spec: api.Port{ID: in.ID, Network: in.Network, HostIfName: in.HostIfName}, net: n}
+	if err := a.validateAddrs(in, p); err != nil {
+		return nil, err
+	}
+	return p, a.checkUnique(p)
+}
+
+func (a *Agent) validateAddrs(in api.Port, p *port) error {
+	vn := p.net.vn()
+	ip, err := netip.ParseAddr(in.IP)
+	if err != nil || !ip.Is4() {
+		return api.BadRequest("port %s: ip %q is not an IPv4 address", in.ID, in.IP)
+	}
+	if !vn.prefix.Contains(ip) || ip == vn.prefix.Addr() || ip == lastAddr(vn.prefix) || ip == vn.gw || ip == vn.dns {
+		return api.BadRequest("port %s: ip %s is not a usable host address of %s (gateway %s, dns %s reserved)",
+			in.ID, ip, vn.prefix, vn.gw, vn.dns)
+	}
+	mac, err := net.ParseMAC(in.MAC)
+	if err != nil || len(mac) != 6 || mac[0]&1 == 1 || mac.String() == "00:00:00:00:00:00" {
+		return api.BadRequest("port %s: mac %q is not a unicast Ethernet MAC", in.ID, in.MAC)
+	}
+	if mac.String() == a.cfg.MAC.String() {
+		return api.BadRequest("port %s: mac %s is the vRouter's own", in.ID, mac)
+	}
+	p.ip = ip
+	copy(p.mac[:], mac)
+	p.spec.IP, p.spec.MAC = ip.String(), mac.String()
+	return nil
+}
+
+func (a *Agent) checkUnique(p *port) error {
+	for _, q := range a.ports {
+		if q.spec.ID == p.spec.ID {
+			continue
+		}
+		switch {
+		case q.net.vn() == p.net.vn() && q.ip == p.ip:
+			return api.Conflict("port %s: ip %s is already used by port %s", p.spec.ID, p.ip, q.spec.ID)
+		case q.mac == p.mac:
+			return api.Conflict("port %s: mac %s is already used by port %s", p.spec.ID, p.spec.MAC, q.spec.ID)
+		case q.spec.HostIfName == p.spec.HostIfName:
+			return api.Conflict("port %s: device %s is already port %s", p.spec.ID, p.spec.HostIfName, q.spec.ID)
+		}
+	}
+	return nil
+}
+
+func samePort(a, b api.Port) bool {
+	return a.Network == b.Network && a.HostIfName == b.HostIfName && a.IP == b.IP && a.MAC == b.MAC
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	v := (uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])) | host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+func (p *port) view() api.Port {
+	v := p.spec
+	v.State = "up"
+	if p.ifindex == 0 {
+		v.State = "down: " + p.reason
+	}
+	return v
+}
+
+// openPort attaches the XDP program and opens one socket per poller queue.
+// Failure leaves the port down with the reason; Reconcile retries.
+func (a *Agent) openPort(ctx context.Context, p *port) {
+	// Sockets are registered before the program is attached, so that no
+	// frame of an attached device finds its queue without a socket.
+	ifindex, queues, err := a.cfg.Links.Lookup(p.spec.HostIfName)
+	if err == nil {
+		p.ifindex = ifindex
+		err = a.openQueues(ctx, p, queues)
+	}
+	if err == nil {
+		err = a.cfg.Attacher.Attach(ifindex)
+	}
+	if err != nil {
+		a.closePort(ctx, p)
+		p.reason = err.Error()
+		a.cfg.Log.Warn("port down", "port", p.spec.ID, "dev", p.spec.HostIfName, "err", err)
+		return
+	}
+	p.reason = ""
+}
+
+func (a *Agent) openQueues(ctx context.Context, p *port, queues int) error {
+	n := min(queues, len(a.cfg.Pollers))
+	if n == 0 {
+		return errors.New("no poller can serve the device")
+	}
+	if queues > n {
+		// The program drops frames of queues without a socket.
+		a.cfg.Log.Warn("device has more queues than xvrd has pollers; frames on the others are dropped",
+			"dev", p.spec.HostIfName, "queues", queues, "pollers", n)
+	}
+	for q := 0; q < n; q++ {
+		pl := a.cfg.Pollers[q]
+		err := pl.Do(ctx, func() error { return pl.AddPort(p.spec.Vif, p.ifindex, q, p.stats) })
+		if err != nil {
+			return err
+		}
+		p.queues = q + 1
+	}
+	return nil
+}
+
+// closePort closes the port's sockets and detaches the program; errors are
+// logged: the port is going away or being retried either way.
+func (a *Agent) closePort(ctx context.Context, p *port) {
+	for q := 0; q < p.queues; q++ {
+		pl := a.cfg.Pollers[q]
+		if err := pl.Do(ctx, func() error { return pl.RemovePort(p.spec.Vif) }); err != nil {
+			a.cfg.Log.Warn("closing port socket", "port", p.spec.ID, "queue", q, "err", err)
+		}
+	}
+	p.queues = 0
+	if p.ifindex != 0 {
+		if err := a.cfg.Attacher.Detach(p.ifindex); err != nil {
+			a.cfg.Log.Warn("detaching xdp program", "port", p.spec.ID, "err", err)
+		}
+	}
+	p.ifindex = 0
+}
+
+// DeletePort detaches and forgets a port.
+func (a *Agent) DeletePort(ctx context.Context, id string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p := a.ports[id]
+	if p == nil {
+		return api.NotFound("port %s not found", id)
+	}
+	if err := a.cfg.Store.DeletePort(id); err != nil {
+		return api.Errorf(http.StatusInternalServerError, "deleting port %s from the store: %v", id, err)
+	}
+	a.closePort(ctx, p)
+	delete(a.ports, id)
+	a.vifs.release(p.spec.Vif)
+	a.nhs.release(p.nh)
+	a.delRoute(p.net.vn(), netip.PrefixFrom(p.ip, 32))
+	a.repointStatic(id)
+	a.publish()
+	a.cfg.Log.Info("port deleted", "port", id, "vif", p.spec.Vif)
+	return nil
+}
+
+// GetPort returns one port with its state.
+func (a *Agent) GetPort(ctx context.Context, id string) (api.Port, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p := a.ports[id]
+	if p == nil {
+		return api.Port{}, api.NotFound("port %s not found", id)
+	}
+	return p.view(), nil
+}
+
+// ListPorts returns every port, sorted by vif.
+func (a *Agent) ListPorts(context.Context) []api.Port {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]api.Port, 0, len(a.ports))
+	for _, p := range a.ports {
+		out = append(out, p.view())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Vif < out[j].Vif })
+	return out
+}
+
+// Reconcile retries every port that is down. xvrd calls it periodically.
+func (a *Agent) Reconcile(ctx context.Context) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, p := range a.ports {
+		if p.ifindex == 0 {
+			a.openPort(ctx, p)
+			if p.ifindex != 0 {
+				a.cfg.Log.Info("port up", "port", p.spec.ID, "vif", p.spec.Vif)
+			}
+		}
+	}
+}

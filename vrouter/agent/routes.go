@@ -1,0 +1,176 @@
+package agent
+
+import (
+	"context"
+	"net/http"
+	"net/netip"
+	"sort"
+
+	"github.com/xvr-project/xvr/vrouter/api"
+	"github.com/xvr-project/xvr/vrouter/dataplane"
+	"github.com/xvr-project/xvr/vrouter/route"
+)
+
+func routeKey(network, prefix string) string { return network + "|" + prefix }
+
+// ApplyRoute adds or replaces a static route in a network (idempotent).
+func (a *Agent) ApplyRoute(ctx context.Context, in api.Route) (api.Route, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r, n, err := a.validateRoute(in)
+	if err != nil {
+		return api.Route{}, err
+	}
+	key := routeKey(r.Network, r.Prefix)
+	if old, ok := a.routes[key]; ok && old == r {
+		return r, nil
+	}
+	if err := a.cfg.Store.PutRoute(r); err != nil {
+		return api.Route{}, api.Errorf(http.StatusInternalServerError, "persisting route %s in %s: %v", r.Prefix, r.Network, err)
+	}
+	a.routes[key] = r
+	a.setRoute(n.vn(), netip.MustParsePrefix(r.Prefix), a.staticNH(r))
+	a.cfg.Log.Info("route applied", "network", r.Network, "prefix", r.Prefix, "nexthop", r.NextHop.Type, "port", r.NextHop.Port)
+	return r, nil
+}
+
+func (a *Agent) validateRoute(in api.Route) (api.Route, *network, error) {
+	n := a.nets[in.Network]
+	if n == nil {
+		return api.Route{}, nil, api.NotFound("route: network %q not found", in.Network)
+	}
+	pfx, err := netip.ParsePrefix(in.Prefix)
+	if err != nil || !pfx.Addr().Is4() {
+		return api.Route{}, nil, api.BadRequest("route: prefix %q is not an IPv4 prefix", in.Prefix)
+	}
+	pfx = pfx.Masked()
+	vn := n.vn()
+	if pfx.Bits() == 32 && (pfx.Addr() == vn.gw || pfx.Addr() == vn.dns) {
+		return api.Route{}, nil, api.Conflict("route: %s is the network's gateway or DNS address", pfx)
+	}
+	for _, p := range a.ports {
+		if p.net.vn() == vn && pfx == netip.PrefixFrom(p.ip, 32) {
+			return api.Route{}, nil, api.Conflict("route: %s is port %s's address", pfx, p.spec.ID)
+		}
+	}
+	r := api.Route{Network: in.Network, Prefix: pfx.String(), NextHop: in.NextHop}
+	switch in.NextHop.Type {
+	case api.NextHopDiscard:
+		r.NextHop.Port = ""
+	case api.NextHopPort:
+		p := a.ports[in.NextHop.Port]
+		if p == nil {
+			return api.Route{}, nil, api.NotFound("route: port %q not found", in.NextHop.Port)
+		}
+		if p.net.vn() != vn {
+			return api.Route{}, nil, api.BadRequest("route: port %s is on network %s, not %s", p.spec.ID, p.spec.Network, in.Network)
+		}
+	default:
+		return api.Route{}, nil, api.BadRequest("route: next hop type %q is not %q or %q", in.NextHop.Type, api.NextHopPort, api.NextHopDiscard)
+	}
+	return r, n, nil
+}
+
+// staticNH is the next hop id a static route resolves to now: its port's, or
+// discard while the port is missing.
+func (a *Agent) staticNH(r api.Route) uint32 {
+	if r.NextHop.Type == api.NextHopPort {
+		if p := a.ports[r.NextHop.Port]; p != nil {
+			return p.nh
+		}
+	}
+	return dataplane.NHIDDiscard
+}
+
+// repointStatic re-resolves the static routes through port id after it came or went.
+func (a *Agent) repointStatic(id string) {
+	for _, r := range a.routes {
+		if r.NextHop.Type == api.NextHopPort && r.NextHop.Port == id {
+			a.setRoute(a.nets[r.Network].vn(), netip.MustParsePrefix(r.Prefix), a.staticNH(r))
+		}
+	}
+}
+
+// DeleteRoute removes a static route.
+func (a *Agent) DeleteRoute(ctx context.Context, network, prefix string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	pfx, err := netip.ParsePrefix(prefix)
+	if err != nil {
+		return api.BadRequest("route: prefix %q is not an IPv4 prefix", prefix)
+	}
+	key := routeKey(network, pfx.Masked().String())
+	r, ok := a.routes[key]
+	if !ok {
+		return api.NotFound("route %s in network %s not found", prefix, network)
+	}
+	if err := a.cfg.Store.DeleteRoute(r.Network, r.Prefix); err != nil {
+		return api.Errorf(http.StatusInternalServerError, "deleting route %s from the store: %v", r.Prefix, err)
+	}
+	delete(a.routes, key)
+	a.delRoute(a.nets[network].vn(), pfx.Masked())
+	return nil
+}
+
+// ListRoutes returns the static routes, sorted.
+func (a *Agent) ListRoutes(context.Context) []api.Route {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]api.Route, 0, len(a.routes))
+	for _, r := range a.routes {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return routeKey(out[i].Network, out[i].Prefix) < routeKey(out[j].Network, out[j].Prefix)
+	})
+	return out
+}
+
+// setRoute and delRoute change one prefix of a VN's table (published at once).
+func (a *Agent) setRoute(vn *network, p netip.Prefix, nh uint32) {
+	if err := a.tables.Ensure(vn.spec.VRF).Insert(p, nh); err != nil {
+		a.cfg.Log.Error("route table insert", "vrf", vn.spec.VRF, "prefix", p, "err", err)
+	}
+}
+
+func (a *Agent) delRoute(vn *network, p netip.Prefix) {
+	if t := a.tables.Get(vn.spec.VRF); t != nil {
+		if _, err := t.Delete(p); err != nil {
+			a.cfg.Log.Error("route table delete", "vrf", vn.spec.VRF, "prefix", p, "err", err)
+		}
+	}
+}
+
+// rebuildTable makes vn's table hold exactly the routes its state implies,
+// changing only what differs, in one published batch.
+func (a *Agent) rebuildTable(vn *network) {
+	want := map[netip.Prefix]uint32{
+		netip.PrefixFrom(vn.gw, 32):  dataplane.NHIDReceive,
+		netip.PrefixFrom(vn.dns, 32): dataplane.NHIDReceive,
+	}
+	for _, p := range a.ports {
+		if p.net.vn() == vn {
+			want[netip.PrefixFrom(p.ip, 32)] = p.nh
+		}
+	}
+	for _, r := range a.routes {
+		if a.nets[r.Network].vn() == vn {
+			want[netip.MustParsePrefix(r.Prefix)] = a.staticNH(r)
+		}
+	}
+	t := a.tables.Ensure(vn.spec.VRF)
+	var changes []route.Change
+	for p, nh := range t.All() {
+		if w, ok := want[p]; !ok {
+			changes = append(changes, route.Change{Prefix: p, Delete: true})
+		} else if w == nh {
+			delete(want, p)
+		}
+	}
+	for p, nh := range want {
+		changes = append(changes, route.Change{Prefix: p, NextHop: nh})
+	}
+	if err := t.Apply(changes); err != nil {
+		a.cfg.Log.Error("route table rebuild", "vrf", vn.spec.VRF, "err", err)
+	}
+}

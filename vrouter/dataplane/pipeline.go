@@ -1,0 +1,165 @@
+package dataplane
+
+import (
+	"github.com/xvr-project/xvr/vrouter/afxdp"
+	"github.com/xvr-project/xvr/vrouter/packet"
+	"github.com/xvr-project/xvr/vrouter/route"
+)
+
+// Verdict is the pipeline's decision for one frame: transmit on Vif when
+// Reason is Forward, otherwise drop for Reason.
+type Verdict struct {
+	Vif    uint32
+	Reason Reason
+	// Note is a reason counted in dropstats although a reply is sent in the
+	// frame's place (the original packet of an ICMP error was dropped).
+	Note Reason
+}
+
+// Pipeline turns received frames into verdicts, rewriting them in place.
+// It holds no state that changes per packet, so one value may serve a poller
+// for its whole life; it is not safe for concurrent use only because of the
+// scratch headers it keeps to avoid allocating.
+type Pipeline struct {
+	// FrameSize is the UMEM chunk size (a power of two): a frame may grow up
+	// to the end of its chunk (ICMP errors are built in place).
+	FrameSize uint64
+
+	ip  packet.IPv4
+	arp packet.ARP
+}
+
+// batchCtx is what every frame of one batch shares: all came in on one vif.
+type batchCtx struct {
+	s    *Snapshot
+	in   uint32
+	vif  *Vif
+	vrf  *VRF
+	view *route.View
+	mem  []byte
+}
+
+// Process decides the fate of the frames descs, all received on vif in, and
+// writes one verdict per frame into v (len(v) >= len(descs)). Frames to be
+// transmitted have been rewritten; their descriptors' Len may have changed.
+func (p *Pipeline) Process(s *Snapshot, mem []byte, descs []afxdp.Desc, in uint32, v []Verdict) {
+	c := batchCtx{s: s, in: in, mem: mem, vif: s.vif(in)}
+	if c.vif != nil {
+		c.vrf = s.vrf(c.vif.VRF)
+	}
+	if c.vrf == nil || c.vrf.Table == nil {
+		for i := range descs {
+			v[i] = Verdict{Reason: InvalidVif}
+		}
+		return
+	}
+	c.view = c.vrf.Table.Snapshot()
+	for i := range descs {
+		v[i] = p.one(&c, &descs[i])
+	}
+}
+
+func (p *Pipeline) one(c *batchCtx, d *afxdp.Desc) Verdict {
+	end := d.Addr + uint64(d.Len)
+	if end > uint64(len(c.mem)) || d.Len < packet.EthLen {
+		return Verdict{Reason: InvalidPacket}
+	}
+	f := c.mem[d.Addr:end]
+	switch packet.EtherType(f) {
+	case packet.EtherTypeIPv4:
+		if packet.DstMAC(f) != c.s.MAC {
+			return Verdict{Reason: L2DstMismatch}
+		}
+		return p.ipv4(c, d, f)
+	case packet.EtherTypeARP:
+		return p.arpIn(c, d, f)
+	case packet.EtherTypeIPv6:
+		return Verdict{Reason: IPv6Unsupported}
+	}
+	return Verdict{Reason: UnknownEtherType}
+}
+
+func (p *Pipeline) arpIn(c *batchCtx, d *afxdp.Desc, f []byte) Verdict {
+	dst := packet.DstMAC(f)
+	if dst != packet.Broadcast && dst != c.s.MAC {
+		return Verdict{Reason: L2DstMismatch}
+	}
+	a := &p.arp
+	if !packet.ParseARP(f[packet.EthLen:], a) {
+		return Verdict{Reason: InvalidARP}
+	}
+	if a.Op != packet.ARPOpRequest || a.TPA == a.SPA || a.SPA == [4]byte{} || !c.vrf.Contains(a.TPA) {
+		return Verdict{Reason: ARPNotMe}
+	}
+	d.Len = uint32(packet.ARPReply(f, a, c.s.MAC))
+	return Verdict{Vif: c.in}
+}
+
+func (p *Pipeline) ipv4(c *batchCtx, d *afxdp.Desc, f []byte) Verdict {
+	h := &p.ip
+	switch packet.ParseIPv4(f[packet.EthLen:], h) {
+	case packet.IPv4OK:
+	case packet.IPv4Checksum:
+		return Verdict{Reason: IPChecksum}
+	default:
+		return Verdict{Reason: InvalidIPHeader}
+	}
+	if !packet.IsUnicast(h.Dst) || h.Dst == [4]byte{255, 255, 255, 255} {
+		return Verdict{Reason: NonUnicastIP}
+	}
+	id, ok := c.view.Lookup(h.Dst)
+	if !ok {
+		return Verdict{Reason: NoRoute}
+	}
+	nh := c.s.nh(id)
+	if nh == nil {
+		return Verdict{Reason: InvalidNextHop}
+	}
+	switch nh.Type {
+	case NHReceive:
+		return p.receive(c, f)
+	case NHEncap:
+		return p.toVif(c, d, f, nh)
+	}
+	return Verdict{Reason: Discard}
+}
+
+// receive handles packets for the router's own addresses: pings are answered.
+func (p *Pipeline) receive(c *batchCtx, f []byte) Verdict {
+	ip := f[packet.EthLen:]
+	if !packet.IsEchoRequest(ip, &p.ip) {
+		return Verdict{Reason: ReceiveUnhandled}
+	}
+	packet.EchoReply(f, &p.ip, c.s.MAC)
+	return Verdict{Vif: c.in}
+}
+
+func (p *Pipeline) toVif(c *batchCtx, d *afxdp.Desc, f []byte, nh *NextHop) Verdict {
+	if c.s.vif(nh.Vif) == nil {
+		return Verdict{Reason: InvalidNextHop}
+	}
+	if p.ip.TTL <= 1 {
+		return p.timeExceeded(c, d, f)
+	}
+	packet.DecTTL(f[packet.EthLen:])
+	packet.SetMACs(f, nh.DstMAC, c.s.MAC)
+	return Verdict{Vif: nh.Vif}
+}
+
+// timeExceeded rewrites the frame into an ICMP time-exceeded from the VN's
+// gateway and sends it back, when RFC 1812 allows an error for it.
+func (p *Pipeline) timeExceeded(c *batchCtx, d *afxdp.Desc, f []byte) Verdict {
+	if !packet.ErrorAllowed(f[packet.EthLen:], &p.ip) {
+		return Verdict{Reason: TTLExceeded}
+	}
+	chunkEnd := (d.Addr | (p.FrameSize - 1)) + 1
+	if chunkEnd > uint64(len(c.mem)) {
+		return Verdict{Reason: TTLExceeded}
+	}
+	n := packet.ICMPError(c.mem[d.Addr:chunkEnd], len(f), &p.ip, packet.ICMPTimeExceeded, 0, 0, c.vrf.Gateway, c.s.MAC)
+	if n == 0 {
+		return Verdict{Reason: TTLExceeded}
+	}
+	d.Len = uint32(n)
+	return Verdict{Vif: c.in, Note: TTLExceeded}
+}

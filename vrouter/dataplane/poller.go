@@ -1,0 +1,339 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/xvr-project/xvr/vrouter/afxdp"
+)
+
+// BatchSize is how many frames a poller takes from one socket at a time.
+const BatchSize = 64
+
+// VifStats are one vif's live counters. A poller is the only writer of the
+// stats it was given; anyone may read them.
+type VifStats struct {
+	RXPackets, RXBytes atomic.Uint64
+	TXPackets, TXBytes atomic.Uint64
+	Drops              atomic.Uint64
+}
+
+// DropStats counts drops by reason.
+type DropStats [NumReasons]atomic.Uint64
+
+// Binder is the seam to the XDP program: it steers a device queue's frames
+// into a socket. vrouter/xdpprog implements it.
+type Binder interface {
+	Register(ifindex, queue, fd int) error
+	Unregister(ifindex, queue int) error
+}
+
+// port is a poller's socket on one vif.
+type port struct {
+	vif     uint32
+	ifindex int
+	queue   int
+	sock    *afxdp.Socket
+	stats   *VifStats
+	txq     []afxdp.Desc
+	pending bool // txq has frames and the port is on the dirty list
+}
+
+// Poller runs the pipeline over the sockets of one UMEM on one OS thread.
+type Poller struct {
+	cur   *Current
+	umem  *afxdp.Umem
+	bind  Binder
+	drops *DropStats
+
+	// TxErrors counts transmit calls that failed outright (not a full ring).
+	TxErrors atomic.Uint64
+	lastTxErr atomic.Pointer[error]
+
+	ports []*port // active ports in poll order
+	byVif []*port // indexed by vif id
+	dirty []*port
+	fds   []unix.PollFd
+
+	cmds chan func()
+	wake int // eventfd that interrupts poll(2) when a command is queued
+
+	pipe     Pipeline
+	rx       [BatchSize]afxdp.Desc
+	verdicts [BatchSize]Verdict
+
+	// SpinRounds is how many empty rounds a poller busy-polls before it
+	// sleeps in poll(2).
+	SpinRounds int
+}
+
+// NewPoller makes a poller over a new UMEM.
+func NewPoller(cur *Current, cfg afxdp.UmemConfig, bind Binder) (*Poller, error) {
+	u, err := afxdp.NewUmem(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating umem: %w", err)
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		u.Close()
+		return nil, fmt.Errorf("creating eventfd: %w", err)
+	}
+	p := &Poller{cur: cur, umem: u, bind: bind, drops: new(DropStats),
+		cmds: make(chan func(), 16), wake: efd, SpinRounds: 64}
+	p.pipe.FrameSize = uint64(u.FrameSize())
+	p.rebuildFDs()
+	return p, nil
+}
+
+// Do runs fn on the poller's goroutine between batches and returns its error.
+// It must not be called from the poller's goroutine itself.
+func (p *Poller) Do(ctx context.Context, fn func() error) error {
+	done := make(chan error, 1)
+	select {
+	case p.cmds <- func() { done <- fn() }:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := p.kick(); err != nil {
+		return err
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// DropStats returns the poller's drop counters.
+func (p *Poller) DropStats() *DropStats { return p.drops }
+
+// LastTxError returns the last error a transmit returned, or nil.
+func (p *Poller) LastTxError() error {
+	if e := p.lastTxErr.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+func (p *Poller) kick() error {
+	one := [8]byte{1, 0, 0, 0, 0, 0, 0, 0}
+	_, err := unix.Write(p.wake, one[:])
+	if err != nil && !errors.Is(err, unix.EAGAIN) { // EAGAIN: already signalled
+		return fmt.Errorf("waking poller: %w", err)
+	}
+	return nil
+}
+
+// AddPort opens a socket on (ifindex, queue) for vif and steers the queue to
+// it. It must run on the poller (use Do).
+func (p *Poller) AddPort(vif uint32, ifindex, queue int, stats *VifStats) error {
+	if p.portOf(vif) != nil {
+		return fmt.Errorf("vif %d already open on this poller", vif)
+	}
+	s, err := p.umem.Open(ifindex, afxdp.SocketOptions{Queue: queue, Copy: true})
+	if err != nil {
+		return fmt.Errorf("opening xdp socket on ifindex %d queue %d: %w", ifindex, queue, err)
+	}
+	if err := p.bind.Register(ifindex, queue, s.FD()); err != nil {
+		return errors.Join(fmt.Errorf("steering ifindex %d queue %d: %w", ifindex, queue, err), s.Close())
+	}
+	pt := &port{vif: vif, ifindex: ifindex, queue: queue, sock: s, stats: stats,
+		txq: make([]afxdp.Desc, 0, BatchSize*4)}
+	for int(vif) >= len(p.byVif) {
+		p.byVif = append(p.byVif, nil)
+	}
+	p.byVif[vif] = pt
+	p.ports = append(p.ports, pt)
+	s.Fill()
+	p.rebuildFDs()
+	return nil
+}
+
+// RemovePort closes vif's socket; its frames go back to the UMEM. It must run
+// on the poller (use Do). Removing a vif that is not open is not an error.
+func (p *Poller) RemovePort(vif uint32) error {
+	pt := p.portOf(vif)
+	if pt == nil {
+		return nil
+	}
+	p.flush() // nothing may stay queued for a closed socket
+	err := p.bind.Unregister(pt.ifindex, pt.queue)
+	if cerr := pt.sock.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("closing xdp socket of vif %d: %w", vif, cerr))
+	}
+	p.byVif[vif] = nil
+	for i, q := range p.ports {
+		if q == pt {
+			p.ports = append(p.ports[:i], p.ports[i+1:]...)
+			break
+		}
+	}
+	p.rebuildFDs()
+	return err
+}
+
+func (p *Poller) portOf(vif uint32) *port {
+	if int(vif) < len(p.byVif) {
+		return p.byVif[vif]
+	}
+	return nil
+}
+
+func (p *Poller) rebuildFDs() {
+	p.fds = p.fds[:0]
+	p.fds = append(p.fds, unix.PollFd{Fd: int32(p.wake), Events: unix.POLLIN})
+	for _, pt := range p.ports {
+		p.fds = append(p.fds, unix.PollFd{Fd: int32(pt.sock.FD()), Events: unix.POLLIN})
+	}
+}
+
+// Run forwards until ctx is done, then closes every socket and the UMEM.
+func (p *Poller) Run(ctx context.Context) (err error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer func() { err = errors.Join(err, p.close()) }()
+	idle := 0
+	for ctx.Err() == nil {
+		p.commands()
+		if p.round() > 0 {
+			idle = 0
+			continue
+		}
+		if idle++; idle > p.SpinRounds {
+			if err := p.sleep(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (p *Poller) commands() {
+	for {
+		select {
+		case fn := <-p.cmds:
+			fn()
+		default:
+			return
+		}
+	}
+}
+
+// sleep blocks in poll(2) until a socket has frames, a command is queued, or
+// 50 ms pass (so a cancelled context is noticed).
+func (p *Poller) sleep() error {
+	_, err := unix.Poll(p.fds, 50)
+	if err != nil && !errors.Is(err, unix.EINTR) {
+		return fmt.Errorf("polling xdp sockets: %w", err)
+	}
+	if p.fds[0].Revents&unix.POLLIN != 0 {
+		var buf [8]byte
+		if _, err := unix.Read(p.wake, buf[:]); err != nil && !errors.Is(err, unix.EAGAIN) {
+			return fmt.Errorf("reading poller eventfd: %w", err)
+		}
+	}
+	return nil
+}
+
+// round receives one batch from every port, forwards it, and recycles frames.
+// It returns how many frames were received.
+func (p *Poller) round() int {
+	s := p.cur.Load()
+	mem := p.umem.Mem()
+	total := 0
+	for _, pt := range p.ports {
+		n := pt.sock.Receive(p.rx[:])
+		if n == 0 {
+			continue
+		}
+		total += n
+		p.pipe.Process(s, mem, p.rx[:n], pt.vif, p.verdicts[:n])
+		p.dispatch(pt, mem, n)
+	}
+	p.flush()
+	for _, pt := range p.ports {
+		pt.sock.Complete()
+		pt.sock.Fill()
+	}
+	return total
+}
+
+func (p *Poller) dispatch(in *port, mem []byte, n int) {
+	var bytes uint64
+	for i := 0; i < n; i++ {
+		d, v := p.rx[i], p.verdicts[i]
+		bytes += uint64(d.Len)
+		if v.Note != Forward {
+			p.drops[v.Note].Add(1)
+		}
+		if v.Reason != Forward {
+			p.drop(in, d, v.Reason)
+			continue
+		}
+		out := p.portOf(v.Vif)
+		if out == nil {
+			p.drop(in, d, InterfaceDown)
+			continue
+		}
+		if len(out.txq) == cap(out.txq) {
+			p.drop(in, d, TxRingFull)
+			continue
+		}
+		out.txq = append(out.txq, d)
+		if !out.pending {
+			out.pending = true
+			p.dirty = append(p.dirty, out)
+		}
+	}
+	in.stats.RXPackets.Add(uint64(n))
+	in.stats.RXBytes.Add(bytes)
+}
+
+func (p *Poller) drop(in *port, d afxdp.Desc, r Reason) {
+	p.umem.Free(d.Addr)
+	p.drops[r].Add(1)
+	in.stats.Drops.Add(1)
+}
+
+// flush transmits every queued group with one kick each.
+func (p *Poller) flush() {
+	for _, out := range p.dirty {
+		n, err := out.sock.Transmit(out.txq)
+		if err != nil {
+			p.TxErrors.Add(1)
+			p.lastTxErr.Store(&err)
+		}
+		var bytes uint64
+		for _, d := range out.txq[:n] {
+			bytes += uint64(d.Len)
+		}
+		for _, d := range out.txq[n:] {
+			p.umem.Free(d.Addr)
+			p.drops[TxRingFull].Add(1)
+			out.stats.Drops.Add(1)
+		}
+		out.stats.TXPackets.Add(uint64(n))
+		out.stats.TXBytes.Add(bytes)
+		out.txq = out.txq[:0]
+		out.pending = false
+	}
+	p.dirty = p.dirty[:0]
+}
+
+func (p *Poller) close() error {
+	var errs []error
+	for _, pt := range append([]*port(nil), p.ports...) {
+		errs = append(errs, p.RemovePort(pt.vif))
+	}
+	errs = append(errs, p.umem.Close())
+	if err := unix.Close(p.wake); err != nil {
+		errs = append(errs, fmt.Errorf("closing eventfd: %w", err))
+	}
+	return errors.Join(errs...)
+}

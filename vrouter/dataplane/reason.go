@@ -1,0 +1,56 @@
+package dataplane
+
+// Reason is why a frame was dropped; Forward (0) means it was not.
+type Reason uint8
+
+// Drop reasons, modelled on Tungsten Fabric's dropstats.
+const (
+	Forward          Reason = iota
+	InvalidPacket           // shorter than an Ethernet header, or outside the UMEM
+	InvalidVif              // received on a vif the snapshot does not know
+	L2DstMismatch           // unicast frame not addressed to the vRouter
+	UnknownEtherType        // neither IPv4 nor ARP (VLAN tags included)
+	IPv6Unsupported         // IPv6 is not forwarded yet
+	InvalidIPHeader         // IPv4 version, IHL or total length wrong, or truncated
+	IPChecksum              // IPv4 header checksum does not verify
+	InvalidARP              // malformed ARP
+	ARPNotMe                // ARP we do not answer (replies, probes, addresses outside the VN)
+	NonUnicastIP            // IPv4 multicast or broadcast destination
+	NoRoute                 // no route in the vif's VRF (other VNs included)
+	Discard                 // route to a discard next hop
+	ReceiveUnhandled        // to the gateway but not a ping
+	TTLExceeded             // TTL expired; an ICMP error was sent when allowed
+	InvalidNextHop          // next hop missing or pointing at a missing vif
+	InterfaceDown           // egress vif not open on this poller
+	TxRingFull              // egress TX ring full
+	NumReasons
+)
+
+var reasonNames = [NumReasons]string{
+	Forward:          "forward",
+	InvalidPacket:    "invalid_packet",
+	InvalidVif:       "invalid_vif",
+	L2DstMismatch:    "l2_dst_mismatch",
+	UnknownEtherType: "unknown_ethertype",
+	IPv6Unsupported:  "ipv6_unsupported",
+	InvalidIPHeader:  "invalid_ip_header",
+	IPChecksum:       "ip_checksum",
+	InvalidARP:       "invalid_arp",
+	ARPNotMe:         "arp_not_me",
+	NonUnicastIP:     "non_unicast_ip",
+	NoRoute:          "no_route",
+	Discard:          "discard",
+	ReceiveUnhandled: "receive_unhandled",
+	TTLExceeded:      "ttl_exceeded",
+	InvalidNextHop:   "invalid_nh",
+	InterfaceDown:    "interface_down",
+	TxRingFull:       "tx_ring_full",
+}
+
+// String is the reason's dropstats name.
+func (r Reason) String() string {
+	if r < NumReasons {
+		return reasonNames[r]
+	}
+	return "unknown"
+}

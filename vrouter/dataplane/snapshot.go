@@ -1,0 +1,103 @@
+package dataplane
+
+import (
+	"sync/atomic"
+
+	"github.com/xvr-project/xvr/vrouter/route"
+)
+
+// NHType is a next hop's kind.
+type NHType uint8
+
+// Next hop kinds. Next hop 0 is always Discard and 1 always Receive.
+const (
+	NHDiscard NHType = iota
+	NHReceive        // for the router itself (gateway, DNS addresses)
+	NHEncap          // deliver to a local vif, rewriting the MACs
+)
+
+// Well-known next hop ids.
+const (
+	NHIDDiscard = 0
+	NHIDReceive = 1
+)
+
+// Vif is a forwarder interface as the pipeline sees it.
+type Vif struct {
+	Valid bool
+	VRF   uint32
+	MAC   [6]byte // the pod's MAC
+	IP    [4]byte // the pod's address
+}
+
+// NextHop is where a route sends packets.
+type NextHop struct {
+	Type   NHType
+	Vif    uint32
+	DstMAC [6]byte
+}
+
+// VRF is one virtual network's forwarding context.
+type VRF struct {
+	Valid   bool
+	Gateway [4]byte
+	DNS     [4]byte
+	Net     uint32 // network address, host order
+	Mask    uint32
+	Table   *route.Table
+}
+
+// Contains reports whether a (network order bytes) is inside the VRF's subnet.
+func (v *VRF) Contains(a [4]byte) bool {
+	return be32(a)&v.Mask == v.Net
+}
+
+func be32(a [4]byte) uint32 {
+	return uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+}
+
+// Snapshot is an immutable description of what to forward. The agent builds
+// a new one for every change and never mutates a published one.
+type Snapshot struct {
+	MAC      [6]byte // the vRouter's MAC, source of every frame it sends
+	Vifs     []Vif
+	NextHops []NextHop
+	VRFs     []VRF
+}
+
+func (s *Snapshot) vif(i uint32) *Vif {
+	if int(i) >= len(s.Vifs) || !s.Vifs[i].Valid {
+		return nil
+	}
+	return &s.Vifs[i]
+}
+
+func (s *Snapshot) vrf(i uint32) *VRF {
+	if int(i) >= len(s.VRFs) || !s.VRFs[i].Valid {
+		return nil
+	}
+	return &s.VRFs[i]
+}
+
+func (s *Snapshot) nh(i uint32) *NextHop {
+	if int(i) >= len(s.NextHops) {
+		return nil
+	}
+	return &s.NextHops[i]
+}
+
+// Current holds the published snapshot.
+type Current struct{ p atomic.Pointer[Snapshot] }
+
+// Publish makes s the snapshot pollers use from their next batch on.
+func (c *Current) Publish(s *Snapshot) { c.p.Store(s) }
+
+// Load returns the published snapshot (an empty one before the first Publish).
+func (c *Current) Load() *Snapshot {
+	if s := c.p.Load(); s != nil {
+		return s
+	}
+	return &emptySnapshot
+}
+
+var emptySnapshot Snapshot
