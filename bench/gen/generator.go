@@ -1,0 +1,126 @@
+package gen
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	// MaxSend bounds one Send (about 20 s at 5 Mpps).
+	MaxSend = 100_000_000
+	// BatchSize is how many frames the kernel builds and flushes at once
+	// (the kernel's default). 256, the kernel's maximum, overruns the veth
+	// peer's 256-slot XDP ring and loses frames; 64 loses none.
+	BatchSize = 64
+
+	xdpTX = 3
+)
+
+// xdpMd is struct xdp_md, the context of an XDP test run. For a test run
+// DataEnd must equal the frame length and EgressIfindex must be zero;
+// RxQueueIndex (0) must be below the device's RX queue count.
+type xdpMd struct {
+	Data, DataEnd, DataMeta      uint32
+	IngressIfindex, RxQueueIndex uint32
+	EgressIfindex                uint32
+}
+
+// Generator injects copies of one frame into a veth (see the package doc).
+// A Generator is not safe for concurrent use.
+type Generator struct {
+	prog  *ebpf.Program
+	ns    netns.NsHandle
+	frame []byte
+	ctx   xdpMd
+}
+
+// NewGenerator prepares to transmit frame out of the interface ifindex of
+// the calling thread's network namespace, which it remembers.
+func NewGenerator(ifindex int, frame []byte) (*Generator, error) {
+	if ifindex <= 0 {
+		return nil, fmt.Errorf("bad ifindex %d", ifindex)
+	}
+	if len(frame) < ethHdrLen || len(frame) > MaxFrameLen {
+		return nil, fmt.Errorf("frame of %d bytes, want %d..%d", len(frame), ethHdrLen, MaxFrameLen)
+	}
+	ns, err := netns.Get()
+	if err != nil {
+		return nil, fmt.Errorf("get current netns: %w", err)
+	}
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name:         "xvr_gen_tx",
+		Type:         ebpf.XDP,
+		License:      "Dual MIT/GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, xdpTX), asm.Return()},
+	})
+	if err != nil {
+		ns.Close()
+		return nil, fmt.Errorf("load xdp_tx program: %w", err)
+	}
+	f := append([]byte(nil), frame...)
+	return &Generator{prog: prog, ns: ns, frame: f,
+		ctx: xdpMd{DataEnd: uint32(len(f)), IngressIfindex: uint32(ifindex)}}, nil
+}
+
+// Send injects n copies of the frame (n <= MaxSend) and returns how long
+// the kernel took. It blocks until all n were run through XDP_TX; copies the
+// veth could not take (peer without XDP, full ring) are dropped silently.
+// Signals are blocked on the sending thread meanwhile: an interrupted test
+// run cannot say how many frames it sent, and a retry would send too many.
+func (g *Generator) Send(n uint32) (time.Duration, error) {
+	if n == 0 {
+		return 0, nil
+	}
+	if n > MaxSend {
+		return 0, fmt.Errorf("send %d frames: more than %d", n, MaxSend)
+	}
+	var took time.Duration
+	err := withNS(g.ns, func() error {
+		var err error
+		took, err = g.run(n)
+		return err
+	})
+	return took, err
+}
+
+// run executes the live-frames test run on the locked current thread.
+func (g *Generator) run(n uint32) (time.Duration, error) {
+	var all, old unix.Sigset_t
+	for i := range all.Val {
+		all.Val[i] = ^all.Val[i]
+	}
+	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &all, &old); err != nil {
+		return 0, fmt.Errorf("block signals: %w", err)
+	}
+	start := time.Now()
+	_, err := g.prog.Run(&ebpf.RunOptions{
+		Data:      g.frame,
+		Repeat:    n,
+		Flags:     unix.BPF_F_TEST_XDP_LIVE_FRAMES,
+		Context:   g.ctx,
+		BatchSize: BatchSize,
+	})
+	took := time.Since(start)
+	if rerr := unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil); rerr != nil {
+		return took, errors.Join(err, fmt.Errorf("restore signal mask: %w", rerr))
+	}
+	if err != nil {
+		return took, fmt.Errorf("xdp live-frames run: %w", err)
+	}
+	return took, nil
+}
+
+// Close releases the program and the namespace handle.
+func (g *Generator) Close() error {
+	err := g.prog.Close()
+	if cerr := g.ns.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("close netns handle: %w", cerr)
+	}
+	return err
+}
