@@ -1,0 +1,44 @@
+# xvr — see README.md. `make demo` and `make test` set up everything they need.
+GO      ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+CMDS    := $(notdir $(wildcard cmd/*))
+
+.PHONY: all build deps test test-unit fmt-check vet bench-smoke bench demo generate clean
+
+all: build
+
+deps:
+	./scripts/install-deps.sh
+
+build:
+	mkdir -p bin
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ $(addprefix ./cmd/,$(CMDS))
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+# The whole suite: unit, fuzz seeds, root/netns end-to-end tests, race detector,
+# and every benchmark once so they keep compiling and running.
+test: deps build fmt-check vet
+	$(GO) test -race -count=1 -timeout 45m ./...
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 20m ./...
+
+# Unit tests only (no root needed).
+test-unit:
+	$(GO) test -short -count=1 ./...
+
+bench: deps
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 2s ./vrouter/... ./bench/...
+
+demo: deps build
+	./scripts/demo.sh
+
+generate:
+	cd vrouter/xdpprog && $(GO) generate
+
+clean:
+	rm -rf bin

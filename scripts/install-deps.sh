@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what xvr's build, tests and demo need on a fresh Debian machine.
+# Idempotent: packages already present are not reinstalled. Needs root.
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have ip || need+=(iproute2)
+have ping || need+=(iputils-ping)
+have ethtool || need+=(ethtool)
+have tcpdump || need+=(tcpdump)
+have gcc || need+=(gcc)
+
+if ((${#need[@]})); then
+	if [[ $(id -u) -ne 0 ]]; then
+		echo "install-deps: need root to apt-get install ${need[*]}" >&2
+		exit 1
+	fi
+	echo "install-deps: installing ${need[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+go mod download
