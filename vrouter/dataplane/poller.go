@@ -15,6 +15,12 @@ import (
 // BatchSize is how many frames a poller takes from one socket at a time.
 const BatchSize = 64
 
+// FillTarget is how many frames each socket keeps lent to the kernel for
+// reception. The UMEM is shared by every port of a poller, so this bounds
+// how many ports one UMEM can serve at full depth (NumFrames / FillTarget,
+// less the frames in flight to TX).
+const FillTarget = 256
+
 // VifStats are one vif's live counters. A poller is the only writer of the
 // stats it was given; anyone may read them.
 type VifStats struct {
@@ -52,7 +58,7 @@ type Poller struct {
 	drops *DropStats
 
 	// TxErrors counts transmit calls that failed outright (not a full ring).
-	TxErrors atomic.Uint64
+	TxErrors  atomic.Uint64
 	lastTxErr atomic.Pointer[error]
 
 	ports []*port // active ports in poll order
@@ -136,7 +142,10 @@ func (p *Poller) AddPort(vif uint32, ifindex, queue int, stats *VifStats) error 
 	if p.portOf(vif) != nil {
 		return fmt.Errorf("vif %d already open on this poller", vif)
 	}
-	s, err := p.umem.Open(ifindex, afxdp.SocketOptions{Queue: queue, Copy: true})
+	if stats == nil {
+		stats = new(VifStats)
+	}
+	s, err := p.umem.Open(ifindex, afxdp.SocketOptions{Queue: queue, Copy: true, FillTarget: FillTarget})
 	if err != nil {
 		return fmt.Errorf("opening xdp socket on ifindex %d queue %d: %w", ifindex, queue, err)
 	}
@@ -253,8 +262,14 @@ func (p *Poller) round() int {
 			continue
 		}
 		total += n
+		var bytes uint64
+		for _, d := range p.rx[:n] {
+			bytes += uint64(d.Len)
+		}
+		pt.stats.RXPackets.Add(uint64(n))
+		pt.stats.RXBytes.Add(bytes)
 		p.pipe.Process(s, mem, p.rx[:n], pt.vif, p.verdicts[:n])
-		p.dispatch(pt, mem, n)
+		p.dispatch(pt, n)
 	}
 	p.flush()
 	for _, pt := range p.ports {
@@ -264,11 +279,9 @@ func (p *Poller) round() int {
 	return total
 }
 
-func (p *Poller) dispatch(in *port, mem []byte, n int) {
-	var bytes uint64
+func (p *Poller) dispatch(in *port, n int) {
 	for i := 0; i < n; i++ {
 		d, v := p.rx[i], p.verdicts[i]
-		bytes += uint64(d.Len)
 		if v.Note != Forward {
 			p.drops[v.Note].Add(1)
 		}
@@ -282,8 +295,7 @@ func (p *Poller) dispatch(in *port, mem []byte, n int) {
 			continue
 		}
 		if len(out.txq) == cap(out.txq) {
-			p.drop(in, d, TxRingFull)
-			continue
+			p.transmit(out)
 		}
 		out.txq = append(out.txq, d)
 		if !out.pending {
@@ -291,8 +303,6 @@ func (p *Poller) dispatch(in *port, mem []byte, n int) {
 			p.dirty = append(p.dirty, out)
 		}
 	}
-	in.stats.RXPackets.Add(uint64(n))
-	in.stats.RXBytes.Add(bytes)
 }
 
 func (p *Poller) drop(in *port, d afxdp.Desc, r Reason) {
@@ -304,26 +314,32 @@ func (p *Poller) drop(in *port, d afxdp.Desc, r Reason) {
 // flush transmits every queued group with one kick each.
 func (p *Poller) flush() {
 	for _, out := range p.dirty {
-		n, err := out.sock.Transmit(out.txq)
-		if err != nil {
-			p.TxErrors.Add(1)
-			p.lastTxErr.Store(&err)
-		}
-		var bytes uint64
-		for _, d := range out.txq[:n] {
-			bytes += uint64(d.Len)
-		}
-		for _, d := range out.txq[n:] {
-			p.umem.Free(d.Addr)
-			p.drops[TxRingFull].Add(1)
-			out.stats.Drops.Add(1)
-		}
-		out.stats.TXPackets.Add(uint64(n))
-		out.stats.TXBytes.Add(bytes)
-		out.txq = out.txq[:0]
+		p.transmit(out)
 		out.pending = false
 	}
 	p.dirty = p.dirty[:0]
+}
+
+// transmit hands out's queued frames to its TX ring; what the ring cannot
+// take is dropped and counted.
+func (p *Poller) transmit(out *port) {
+	n, err := out.sock.Transmit(out.txq)
+	if err != nil {
+		p.TxErrors.Add(1)
+		p.lastTxErr.Store(&err)
+	}
+	var bytes uint64
+	for _, d := range out.txq[:n] {
+		bytes += uint64(d.Len)
+	}
+	for _, d := range out.txq[n:] {
+		p.umem.Free(d.Addr)
+		p.drops[TxRingFull].Add(1)
+		out.stats.Drops.Add(1)
+	}
+	out.stats.TXPackets.Add(uint64(n))
+	out.stats.TXBytes.Add(bytes)
+	out.txq = out.txq[:0]
 }
 
 func (p *Poller) close() error {

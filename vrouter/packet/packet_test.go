@@ -191,7 +191,12 @@ func TestNoErrorForErrors(t *testing.T) {
 func TestZeroAllocs(t *testing.T) {
 	f := icmpEcho(t, 64, nil)
 	var h IPv4
-	if n := testing.AllocsPerRun(100, func() { ParseIPv4(f[EthLen:], &h); DecTTL(f[EthLen:]); f[EthLen+8] = 64; SetIPv4Checksum(f[EthLen:], 20) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() {
+		ParseIPv4(f[EthLen:], &h)
+		DecTTL(f[EthLen:])
+		f[EthLen+8] = 64
+		SetIPv4Checksum(f[EthLen:], 20)
+	}); n != 0 {
 		t.Fatalf("%v allocs", n)
 	}
 }
