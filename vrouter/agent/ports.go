@@ -159,18 +159,15 @@ func (a *Agent) openPort(ctx context.Context, p *port) {
 	p.reason = ""
 }
 
+// openQueues opens every queue of the device: queue q on poller q mod N, so
+// that no queue's frames meet an empty XSKMAP slot (the program drops them).
 func (a *Agent) openQueues(ctx context.Context, p *port, queues int) error {
-	n := min(queues, len(a.cfg.Pollers))
-	if n == 0 {
+	np := len(a.cfg.Pollers)
+	if np == 0 {
 		return errors.New("no poller can serve the device")
 	}
-	if queues > n {
-		// The program drops frames of queues without a socket.
-		a.cfg.Log.Warn("device has more queues than xvrd has pollers; frames on the others are dropped",
-			"dev", p.spec.HostIfName, "queues", queues, "pollers", n)
-	}
-	for q := 0; q < n; q++ {
-		pl := a.cfg.Pollers[q]
+	for q := 0; q < queues; q++ {
+		pl := a.cfg.Pollers[q%np]
 		err := pl.Do(ctx, func() error { return pl.AddPort(p.spec.Vif, p.ifindex, q, p.stats) })
 		if err != nil {
 			return err
@@ -183,7 +180,7 @@ func (a *Agent) openQueues(ctx context.Context, p *port, queues int) error {
 // closePort closes the port's sockets and detaches the program; errors are
 // logged: the port is going away or being retried either way.
 func (a *Agent) closePort(ctx context.Context, p *port) {
-	for q := 0; q < p.queues; q++ {
+	for q := 0; q < min(p.queues, len(a.cfg.Pollers)); q++ {
 		pl := a.cfg.Pollers[q]
 		if err := pl.Do(ctx, func() error { return pl.RemovePort(p.spec.Vif) }); err != nil {
 			a.cfg.Log.Warn("closing port socket", "port", p.spec.ID, "queue", q, "err", err)

@@ -137,10 +137,13 @@ func (p *Poller) kick() error {
 }
 
 // AddPort opens a socket on (ifindex, queue) for vif and steers the queue to
-// it. It must run on the poller (use Do).
+// it. A vif may have several queues on one poller: all receive, the first
+// one opened transmits. It must run on the poller (use Do).
 func (p *Poller) AddPort(vif uint32, ifindex, queue int, stats *VifStats) error {
-	if p.portOf(vif) != nil {
-		return fmt.Errorf("vif %d already open on this poller", vif)
+	for _, q := range p.ports {
+		if q.vif == vif && q.queue == queue {
+			return fmt.Errorf("vif %d queue %d already open on this poller", vif, queue)
+		}
 	}
 	if stats == nil {
 		stats = new(VifStats)
@@ -157,34 +160,39 @@ func (p *Poller) AddPort(vif uint32, ifindex, queue int, stats *VifStats) error 
 	for int(vif) >= len(p.byVif) {
 		p.byVif = append(p.byVif, nil)
 	}
-	p.byVif[vif] = pt
+	if p.byVif[vif] == nil {
+		p.byVif[vif] = pt
+	}
 	p.ports = append(p.ports, pt)
 	s.Fill()
 	p.rebuildFDs()
 	return nil
 }
 
-// RemovePort closes vif's socket; its frames go back to the UMEM. It must run
-// on the poller (use Do). Removing a vif that is not open is not an error.
+// RemovePort closes every socket of vif on this poller; their frames go back
+// to the UMEM. It must run on the poller (use Do). Removing a vif that is not
+// open is not an error.
 func (p *Poller) RemovePort(vif uint32) error {
-	pt := p.portOf(vif)
-	if pt == nil {
-		return nil
-	}
 	p.flush() // nothing may stay queued for a closed socket
-	err := p.bind.Unregister(pt.ifindex, pt.queue)
-	if cerr := pt.sock.Close(); cerr != nil {
-		err = errors.Join(err, fmt.Errorf("closing xdp socket of vif %d: %w", vif, cerr))
-	}
-	p.byVif[vif] = nil
-	for i, q := range p.ports {
-		if q == pt {
-			p.ports = append(p.ports[:i], p.ports[i+1:]...)
-			break
+	var errs []error
+	kept := p.ports[:0]
+	for _, pt := range p.ports {
+		if pt.vif != vif {
+			kept = append(kept, pt)
+			continue
+		}
+		errs = append(errs, p.bind.Unregister(pt.ifindex, pt.queue))
+		if err := pt.sock.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing xdp socket of vif %d queue %d: %w", vif, pt.queue, err))
 		}
 	}
+	clear(p.ports[len(kept):])
+	p.ports = kept
+	if int(vif) < len(p.byVif) {
+		p.byVif[vif] = nil
+	}
 	p.rebuildFDs()
-	return err
+	return errors.Join(errs...)
 }
 
 func (p *Poller) portOf(vif uint32) *port {
@@ -344,8 +352,8 @@ func (p *Poller) transmit(out *port) {
 
 func (p *Poller) close() error {
 	var errs []error
-	for _, pt := range append([]*port(nil), p.ports...) {
-		errs = append(errs, p.RemovePort(pt.vif))
+	for len(p.ports) > 0 {
+		errs = append(errs, p.RemovePort(p.ports[0].vif))
 	}
 	errs = append(errs, p.umem.Close())
 	if err := unix.Close(p.wake); err != nil {

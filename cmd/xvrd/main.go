@@ -1,0 +1,199 @@
+// Command xvrd is the xvr compute-node daemon: the AF_XDP forwarder, the
+// agent that programs it, and the local API on a root-only unix socket.
+//
+// It restores its state from its store on start, so after a restart (also
+// after kill -9) every network and port is back without the CNI's help.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/xvr-project/xvr/vrouter/afxdp"
+	"github.com/xvr-project/xvr/vrouter/agent"
+	"github.com/xvr-project/xvr/vrouter/api"
+	"github.com/xvr-project/xvr/vrouter/dataplane"
+	"github.com/xvr-project/xvr/vrouter/store"
+	"github.com/xvr-project/xvr/vrouter/xdpprog"
+)
+
+// version is set by the Makefile with -ldflags.
+var version = "dev"
+
+type options struct {
+	socket    string
+	db        string
+	pollers   int
+	mac       string
+	cluster   string
+	frames    int
+	reconcile time.Duration
+	debug     bool
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.socket, "socket", api.DefaultSocket, "unix socket of the local API")
+	flag.StringVar(&o.db, "db", "/var/lib/xvr/xvrd.db", "state store (bbolt)")
+	flag.IntVar(&o.pollers, "pollers", 1, "forwarding threads; poller i serves queue i of every port")
+	flag.StringVar(&o.mac, "mac", "02:78:76:72:00:01", "the vRouter's MAC (gateway ARP answer, source of forwarded frames)")
+	flag.StringVar(&o.cluster, "cluster", "k8s", "cluster name used in Contrail VN names")
+	flag.IntVar(&o.frames, "frames", 16384, "UMEM frames per poller (2 KiB each)")
+	flag.DurationVar(&o.reconcile, "reconcile", 2*time.Second, "how often ports that are down are retried")
+	flag.BoolVar(&o.debug, "debug", false, "debug logging")
+	flag.Parse()
+	level := slog.LevelInfo
+	if o.debug {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o, log); err != nil {
+		log.Error("xvrd failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options, log *slog.Logger) (err error) {
+	mac, err := net.ParseMAC(o.mac)
+	if err != nil {
+		return fmt.Errorf("parsing -mac: %w", err)
+	}
+	if o.pollers < 1 || o.pollers > 64 {
+		return fmt.Errorf("-pollers %d out of range 1..64", o.pollers)
+	}
+	if err := os.MkdirAll(dirOf(o.db), 0o700); err != nil {
+		return fmt.Errorf("creating state directory: %w", err)
+	}
+	st, err := store.Open(o.db)
+	if err != nil {
+		return fmt.Errorf("opening store: %w", err)
+	}
+	defer closeLogged(log, "store", st.Close)
+	prog, err := xdpprog.Load()
+	if err != nil {
+		return fmt.Errorf("loading xdp program: %w", err)
+	}
+	defer closeLogged(log, "xdp program", prog.Close)
+
+	cur := new(dataplane.Current)
+	pctx, cancelPollers := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancelPollers()
+	pollers := make([]agent.Poller, o.pollers)
+	for i := range pollers {
+		p, err := dataplane.NewPoller(cur, afxdp.UmemConfig{NumFrames: o.frames}, prog)
+		if err != nil {
+			return fmt.Errorf("starting poller %d: %w", i, err)
+		}
+		pollers[i] = p
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.Run(pctx); err != nil {
+				log.Error("poller stopped", "poller", i, "err", err)
+			}
+		}()
+	}
+	ag, err := agent.New(agent.Config{Store: st, Links: netlinkLinks{}, Attacher: prog, Pollers: pollers,
+		Current: cur, MAC: mac, Cluster: o.cluster, Log: log, Version: version})
+	if err != nil {
+		return err
+	}
+	if err := ag.Load(ctx); err != nil {
+		return err
+	}
+	return serve(ctx, o, ag, log)
+}
+
+func serve(ctx context.Context, o options, ag *agent.Agent, log *slog.Logger) error {
+	ln, err := api.Listen(o.socket)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", o.socket, err)
+	}
+	srv := &http.Server{Handler: api.NewServer(ag, log), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("xvrd serving", "socket", o.socket, "version", version)
+	tick := time.NewTicker(o.reconcile)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("xvrd stopping")
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			err := srv.Shutdown(sctx)
+			os.Remove(o.socket) //nolint:errcheck // best effort: Listen replaces a dead socket anyway
+			return err
+		case err := <-errc:
+			if !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serving the api: %w", err)
+			}
+			return nil
+		case <-tick.C:
+			ag.Reconcile(ctx)
+		}
+	}
+}
+
+// netlinkLinks finds devices in xvrd's network namespace.
+type netlinkLinks struct{}
+
+func (netlinkLinks) Lookup(name string) (int, int, error) {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return 0, 0, fmt.Errorf("finding device %s: %w", name, err)
+	}
+	q, err := realRxQueues(name)
+	if err != nil {
+		return 0, 0, err
+	}
+	return l.Attrs().Index, q, nil
+}
+
+// realRxQueues counts the device's active RX queues (real_num_rx_queues),
+// which is what AF_XDP binds to; netlink reports only the allocated number.
+func realRxQueues(name string) (int, error) {
+	ents, err := os.ReadDir("/sys/class/net/" + name + "/queues")
+	if err != nil {
+		return 0, fmt.Errorf("counting rx queues of %s: %w", name, err)
+	}
+	n := 0
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "rx-") {
+			n++
+		}
+	}
+	return max(n, 1), nil
+}
+
+func closeLogged(log *slog.Logger, what string, f func() error) {
+	if err := f(); err != nil {
+		log.Error("closing "+what, "err", err)
+	}
+}
+
+func dirOf(path string) string {
+	for i := len(path) - 1; i >= 0; i-- {
+		if path[i] == '/' {
+			return path[:i+1]
+		}
+	}
+	return "."
+}
