@@ -327,6 +327,15 @@ func (s *Socket) Complete() int {
 
 // Fill tops this socket's fill ring up to its target from the Umem free
 // list, wakes the kernel if the fill ring asks for it, and returns how many
+
+// SetFillTarget changes how many frames Fill keeps lent in this socket's
+// fill ring (clamped to 1..the fill ring's size). Frames already lent stay
+// lent until received. Owners of many sockets on one UMEM use it to share
+// the UMEM's frames between them.
+func (s *Socket) SetFillTarget(n int) {
+	s.fillTarget = uint32(max(1, min(n, s.umem.cfg.FillSize)))
+}
+
 // frames it added.
 func (s *Socket) Fill() int {
 	if s.fd < 0 {

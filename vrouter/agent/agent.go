@@ -47,6 +47,7 @@ type Poller interface {
 	AddPort(vif uint32, ifindex, queue int, stats *dataplane.VifStats) error
 	RemovePort(vif uint32) error
 	DropStats() *dataplane.DropStats
+	KernelDrops(ctx context.Context, d *[dataplane.NumReasons]uint64) error
 }
 
 // Config is what an Agent needs.

@@ -83,8 +83,9 @@ func (p *fakePoller) AddPort(vif uint32, ifindex, q int, _ *dataplane.VifStats) 
 	p.open[vif] = ifindex
 	return nil
 }
-func (p *fakePoller) RemovePort(vif uint32) error     { delete(p.open, vif); return nil }
-func (p *fakePoller) DropStats() *dataplane.DropStats { return &p.drops }
+func (p *fakePoller) RemovePort(vif uint32) error                                      { delete(p.open, vif); return nil }
+func (p *fakePoller) DropStats() *dataplane.DropStats                                  { return &p.drops }
+func (p *fakePoller) KernelDrops(context.Context, *[dataplane.NumReasons]uint64) error { return nil }
 
 type rig struct {
 	a     *Agent

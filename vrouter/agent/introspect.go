@@ -87,15 +87,21 @@ func (a *Agent) nextHops() map[uint32]api.NextHop {
 	return out
 }
 
-// DropStats sums the drop counters of every poller, every reason listed.
-func (a *Agent) DropStats(context.Context) []api.DropStat {
+// DropStats sums the drop counters of every poller, the kernel's counts
+// for xvr's sockets included; every reason is listed.
+func (a *Agent) DropStats(ctx context.Context) []api.DropStat {
+	var sum [dataplane.NumReasons]uint64
+	for i, p := range a.cfg.Pollers {
+		for r := range sum {
+			sum[r] += p.DropStats()[r].Load()
+		}
+		if err := p.KernelDrops(ctx, &sum); err != nil {
+			a.cfg.Log.Warn("reading kernel drop counters", "poller", i, "err", err)
+		}
+	}
 	out := make([]api.DropStat, 0, dataplane.NumReasons-1)
 	for r := dataplane.Reason(1); r < dataplane.NumReasons; r++ {
-		var c uint64
-		for _, p := range a.cfg.Pollers {
-			c += p.DropStats()[r].Load()
-		}
-		out = append(out, api.DropStat{Reason: r.String(), Count: c})
+		out = append(out, api.DropStat{Reason: r.String(), Count: sum[r]})
 	}
 	return out
 }

@@ -15,11 +15,11 @@ import (
 // BatchSize is how many frames a poller takes from one socket at a time.
 const BatchSize = 64
 
-// FillTarget is how many frames each socket keeps lent to the kernel for
-// reception. The UMEM is shared by every port of a poller, so this bounds
-// how many ports one UMEM can serve at full depth (NumFrames / FillTarget,
-// less the frames in flight to TX).
-const FillTarget = 256
+// MinFillTarget is the fewest frames a socket keeps lent to the kernel for
+// reception. Every socket of a poller shares one UMEM, so the poller splits
+// half of the UMEM's frames among its sockets' fill rings (the rest is for
+// frames in flight) and never gives one fewer than this.
+const MinFillTarget = 64
 
 // VifStats are one vif's live counters. A poller is the only writer of the
 // stats it was given; anyone may read them.
@@ -66,6 +66,9 @@ type Poller struct {
 	dirty []*port
 	fds   []unix.PollFd
 
+	closed afxdp.Stats // kernel counters of sockets already closed
+	frames int         // frames in the UMEM
+
 	cmds chan func()
 	wake int // eventfd that interrupts poll(2) when a command is queued
 
@@ -92,6 +95,7 @@ func NewPoller(cur *Current, cfg afxdp.UmemConfig, bind Binder) (*Poller, error)
 	p := &Poller{cur: cur, umem: u, bind: bind, drops: new(DropStats),
 		cmds: make(chan func(), 16), wake: efd, SpinRounds: 64}
 	p.pipe.FrameSize = uint64(u.FrameSize())
+	p.frames = u.FreeFrames()
 	p.rebuildFDs()
 	return p, nil
 }
@@ -148,7 +152,7 @@ func (p *Poller) AddPort(vif uint32, ifindex, queue int, stats *VifStats) error 
 	if stats == nil {
 		stats = new(VifStats)
 	}
-	s, err := p.umem.Open(ifindex, afxdp.SocketOptions{Queue: queue, Copy: true, FillTarget: FillTarget})
+	s, err := p.umem.Open(ifindex, afxdp.SocketOptions{Queue: queue, Copy: true, FillTarget: MinFillTarget})
 	if err != nil {
 		return fmt.Errorf("opening xdp socket on ifindex %d queue %d: %w", ifindex, queue, err)
 	}
@@ -164,8 +168,8 @@ func (p *Poller) AddPort(vif uint32, ifindex, queue int, stats *VifStats) error 
 		p.byVif[vif] = pt
 	}
 	p.ports = append(p.ports, pt)
-	s.Fill()
 	p.rebuildFDs()
+	p.retarget()
 	return nil
 }
 
@@ -182,6 +186,11 @@ func (p *Poller) RemovePort(vif uint32) error {
 			continue
 		}
 		errs = append(errs, p.bind.Unregister(pt.ifindex, pt.queue))
+		if st, err := pt.sock.Stats(); err == nil {
+			addStats(&p.closed, st)
+		} else {
+			errs = append(errs, fmt.Errorf("reading xdp statistics of vif %d queue %d: %w", vif, pt.queue, err))
+		}
 		if err := pt.sock.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("closing xdp socket of vif %d queue %d: %w", vif, pt.queue, err))
 		}
@@ -192,7 +201,37 @@ func (p *Poller) RemovePort(vif uint32) error {
 		p.byVif[vif] = nil
 	}
 	p.rebuildFDs()
+	p.retarget()
 	return errors.Join(errs...)
+}
+
+// KernelDrops adds the drops the kernel counted on this poller's sockets,
+// open and closed, to d (indexed by Reason). It runs on the poller.
+func (p *Poller) KernelDrops(ctx context.Context, d *[NumReasons]uint64) error {
+	return p.Do(ctx, func() error {
+		sum := p.closed
+		var errs []error
+		for _, pt := range p.ports {
+			st, err := pt.sock.Stats()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("reading xdp statistics of vif %d queue %d: %w", pt.vif, pt.queue, err))
+				continue
+			}
+			addStats(&sum, st)
+		}
+		d[XSKRxDropped] += sum.RxDropped
+		d[XSKRxRingFull] += sum.RxRingFull
+		d[XSKFillEmpty] += sum.RxFillRingEmptyDescs
+		d[XSKTxInvalid] += sum.TxInvalidDescs
+		return errors.Join(errs...)
+	})
+}
+
+func addStats(a *afxdp.Stats, b afxdp.Stats) {
+	a.RxDropped += b.RxDropped
+	a.RxRingFull += b.RxRingFull
+	a.RxFillRingEmptyDescs += b.RxFillRingEmptyDescs
+	a.TxInvalidDescs += b.TxInvalidDescs
 }
 
 func (p *Poller) portOf(vif uint32) *port {
@@ -200,6 +239,18 @@ func (p *Poller) portOf(vif uint32) *port {
 		return p.byVif[vif]
 	}
 	return nil
+}
+
+// retarget shares half the UMEM among the sockets' fill rings.
+func (p *Poller) retarget() {
+	if len(p.ports) == 0 {
+		return
+	}
+	target := max(MinFillTarget, p.frames/(2*len(p.ports)))
+	for _, pt := range p.ports {
+		pt.sock.SetFillTarget(target)
+		pt.sock.Fill()
+	}
 }
 
 func (p *Poller) rebuildFDs() {

@@ -23,6 +23,12 @@ const (
 	InvalidNextHop          // next hop missing or pointing at a missing vif
 	InterfaceDown           // egress vif not open on this poller
 	TxRingFull              // egress TX ring full
+
+	// Drops the kernel counted on xvr's AF_XDP sockets (XDP_STATISTICS).
+	XSKRxDropped  // no room for the frame in the UMEM
+	XSKRxRingFull // the socket's RX ring was full
+	XSKFillEmpty  // the fill ring was empty when a frame arrived
+	XSKTxInvalid  // the kernel refused a TX descriptor
 	NumReasons
 )
 
@@ -45,6 +51,10 @@ var reasonNames = [NumReasons]string{
 	InvalidNextHop:   "invalid_nh",
 	InterfaceDown:    "interface_down",
 	TxRingFull:       "tx_ring_full",
+	XSKRxDropped:     "xsk_rx_dropped",
+	XSKRxRingFull:    "xsk_rx_ring_full",
+	XSKFillEmpty:     "xsk_fill_ring_empty",
+	XSKTxInvalid:     "xsk_tx_invalid_desc",
 }
 
 // String is the reason's dropstats name.
