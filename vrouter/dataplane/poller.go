@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -39,12 +40,56 @@ type Binder interface {
 	Unregister(ifindex, queue int) error
 }
 
+// Socket is the part of an AF_XDP socket a poller drives; afxdp.Socket
+// documents each method. *afxdp.Socket implements it, and so does the fake
+// *xdptest.Socket. A poller calls it per batch, never per packet.
+type Socket interface {
+	FD() int // for poll(2): readable while frames wait to be received
+	Receive(descs []afxdp.Desc) int
+	Transmit(descs []afxdp.Desc) (int, error)
+	Complete() int
+	Fill() int
+	SetFillTarget(n int)
+	Stats() (afxdp.Stats, error)
+	Close() error
+}
+
+// Umem is the part of a UMEM a poller drives, S being the type of socket
+// its Open returns: *afxdp.Umem is a Umem[*afxdp.Socket] and the fake
+// *xdptest.Umem a Umem[*xdptest.Socket]. Free is the only method a poller
+// calls per packet (for a dropped frame).
+type Umem[S Socket] interface {
+	Mem() []byte
+	FrameSize() int
+	Free(addr uint64)
+	FreeFrames() int
+	Open(ifindex int, opts afxdp.SocketOptions) (S, error)
+	Close() error
+}
+
+var _ Umem[*afxdp.Socket] = (*afxdp.Umem)(nil)
+
+// frameStore is a Umem with its socket type erased, as a poller keeps it.
+type frameStore interface {
+	Mem() []byte
+	FrameSize() int
+	Free(addr uint64)
+	FreeFrames() int
+	Close() error
+}
+
+// openFunc opens a socket on a poller's UMEM.
+type openFunc func(ifindex int, opts afxdp.SocketOptions) (Socket, error)
+
+// ErrStopped is returned by Do once the poller's Run has returned.
+var ErrStopped = errors.New("poller stopped")
+
 // port is a poller's socket on one vif.
 type port struct {
 	vif     uint32
 	ifindex int
 	queue   int
-	sock    *afxdp.Socket
+	sock    Socket
 	stats   *VifStats
 	txq     []afxdp.Desc
 	pending bool // txq has frames and the port is on the dirty list
@@ -53,7 +98,8 @@ type port struct {
 // Poller runs the pipeline over the sockets of one UMEM on one OS thread.
 type Poller struct {
 	cur   *Current
-	umem  *afxdp.Umem
+	umem  frameStore
+	open  openFunc
 	bind  Binder
 	drops *DropStats
 
@@ -69,8 +115,11 @@ type Poller struct {
 	closed afxdp.Stats // kernel counters of sockets already closed
 	frames int         // frames in the UMEM
 
-	cmds chan func()
-	wake int // eventfd that interrupts poll(2) when a command is queued
+	cmds    chan func()
+	started atomic.Bool
+	stopped chan struct{} // closed when Run has returned
+	wakeMu  sync.Mutex    // orders Do's kicks before Run closes wake
+	wake    int           // eventfd that interrupts poll(2) when a command is queued; -1 once closed
 
 	pipe     Pipeline
 	rx       [BatchSize]afxdp.Desc
@@ -81,31 +130,55 @@ type Poller struct {
 	SpinRounds int
 }
 
-// NewPoller makes a poller over a new UMEM.
+// NewPoller makes a poller over a new AF_XDP UMEM.
 func NewPoller(cur *Current, cfg afxdp.UmemConfig, bind Binder) (*Poller, error) {
 	u, err := afxdp.NewUmem(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("creating umem: %w", err)
 	}
+	p, err := NewPollerWith(cur, u, bind)
+	if err != nil {
+		return nil, errors.Join(err, u.Close())
+	}
+	return p, nil
+}
+
+// NewPollerWith makes a poller over u, a fresh UMEM with no socket open
+// (tests pass an *xdptest.Umem). The poller owns u from then on: Run closes
+// it, with every socket, when it returns. On error the caller keeps u.
+func NewPollerWith[S Socket](cur *Current, u Umem[S], bind Binder) (*Poller, error) {
 	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
-		u.Close()
 		return nil, fmt.Errorf("creating eventfd: %w", err)
 	}
-	p := &Poller{cur: cur, umem: u, bind: bind, drops: new(DropStats),
-		cmds: make(chan func(), 16), wake: efd, SpinRounds: 64}
+	p := &Poller{cur: cur, umem: u, open: opener(u), bind: bind, drops: new(DropStats),
+		cmds: make(chan func(), 16), stopped: make(chan struct{}), wake: efd, SpinRounds: 64}
 	p.pipe.FrameSize = uint64(u.FrameSize())
 	p.frames = u.FreeFrames()
 	p.rebuildFDs()
 	return p, nil
 }
 
-// Do runs fn on the poller's goroutine between batches and returns its error.
-// It must not be called from the poller's goroutine itself.
+// opener erases the socket type of u's Open.
+func opener[S Socket](u Umem[S]) openFunc {
+	return func(ifindex int, opts afxdp.SocketOptions) (Socket, error) {
+		s, err := u.Open(ifindex, opts)
+		if err != nil {
+			return nil, err // not s: a nil *afxdp.Socket is a non-nil Socket
+		}
+		return s, nil
+	}
+}
+
+// Do runs fn on the poller's goroutine between batches and returns its error,
+// or ErrStopped when Run has returned without running fn. It must not be
+// called from the poller's goroutine itself.
 func (p *Poller) Do(ctx context.Context, fn func() error) error {
 	done := make(chan error, 1)
 	select {
 	case p.cmds <- func() { done <- fn() }:
+	case <-p.stopped:
+		return ErrStopped
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -115,6 +188,13 @@ func (p *Poller) Do(ctx context.Context, fn func() error) error {
 	select {
 	case err := <-done:
 		return err
+	case <-p.stopped:
+		select { // fn may have run just before Run returned
+		case err := <-done:
+			return err
+		default:
+			return ErrStopped
+		}
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -131,7 +211,15 @@ func (p *Poller) LastTxError() error {
 	return nil
 }
 
+// kick interrupts the poller's poll(2). It holds wakeMu so that it never
+// writes to the eventfd's number after Run closed it (and the number may
+// have been reused).
 func (p *Poller) kick() error {
+	p.wakeMu.Lock()
+	defer p.wakeMu.Unlock()
+	if p.wake < 0 {
+		return ErrStopped
+	}
 	one := [8]byte{1, 0, 0, 0, 0, 0, 0, 0}
 	_, err := unix.Write(p.wake, one[:])
 	if err != nil && !errors.Is(err, unix.EAGAIN) { // EAGAIN: already signalled
@@ -152,7 +240,7 @@ func (p *Poller) AddPort(vif uint32, ifindex, queue int, stats *VifStats) error 
 	if stats == nil {
 		stats = new(VifStats)
 	}
-	s, err := p.umem.Open(ifindex, afxdp.SocketOptions{Queue: queue, Copy: true, FillTarget: MinFillTarget})
+	s, err := p.open(ifindex, afxdp.SocketOptions{Queue: queue, Copy: true, FillTarget: MinFillTarget})
 	if err != nil {
 		return fmt.Errorf("opening xdp socket on ifindex %d queue %d: %w", ifindex, queue, err)
 	}
@@ -262,9 +350,14 @@ func (p *Poller) rebuildFDs() {
 }
 
 // Run forwards until ctx is done, then closes every socket and the UMEM.
+// A poller runs once: a second Run returns an error at once.
 func (p *Poller) Run(ctx context.Context) (err error) {
+	if !p.started.CompareAndSwap(false, true) {
+		return errors.New("poller already ran")
+	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	defer close(p.stopped)
 	defer func() { err = errors.Join(err, p.close()) }()
 	idle := 0
 	for ctx.Err() == nil {
@@ -385,7 +478,8 @@ func (p *Poller) transmit(out *port) {
 	n, err := out.sock.Transmit(out.txq)
 	if err != nil {
 		p.TxErrors.Add(1)
-		p.lastTxErr.Store(&err)
+		e := err // a copy: storing &err would move err to the heap on every call
+		p.lastTxErr.Store(&e)
 	}
 	var bytes uint64
 	for _, d := range out.txq[:n] {
@@ -407,8 +501,11 @@ func (p *Poller) close() error {
 		errs = append(errs, p.RemovePort(p.ports[0].vif))
 	}
 	errs = append(errs, p.umem.Close())
+	p.wakeMu.Lock()
+	defer p.wakeMu.Unlock()
 	if err := unix.Close(p.wake); err != nil {
 		errs = append(errs, fmt.Errorf("closing eventfd: %w", err))
 	}
+	p.wake = -1
 	return errors.Join(errs...)
 }
