@@ -16,11 +16,18 @@ import (
 // BatchSize is how many frames a poller takes from one socket at a time.
 const BatchSize = 64
 
-// MinFillTarget is the fewest frames a socket keeps lent to the kernel for
-// reception. Every socket of a poller shares one UMEM, so the poller splits
-// half of the UMEM's frames among its sockets' fill rings (the rest is for
-// frames in flight) and never gives one fewer than this.
-const MinFillTarget = 64
+// DefaultFillTarget is how many frames each socket keeps lent to the kernel
+// for reception unless Poller.FillTarget says otherwise. Frames in a fill
+// ring stay lent until the kernel fills them, so a poller never promises its
+// sockets more than half its UMEM (the rest is for frames in flight): it
+// serves at most frames/(2*FillTarget) sockets and refuses more with
+// ErrPollerFull. 512 keeps TCP bursts from finding the ring empty on a busy
+// 2-core node (256 did not: see docs/benchmarks.md).
+const DefaultFillTarget = 512
+
+// ErrPollerFull is returned by AddPort when the UMEM cannot back another
+// socket's fill ring.
+var ErrPollerFull = errors.New("poller full")
 
 // VifStats are one vif's live counters. A poller is the only writer of the
 // stats it was given; anyone may read them.
@@ -128,6 +135,9 @@ type Poller struct {
 	// SpinRounds is how many empty rounds a poller busy-polls before it
 	// sleeps in poll(2).
 	SpinRounds int
+	// FillTarget is how many frames each socket keeps in its fill ring
+	// (DefaultFillTarget); change it only before the first AddPort.
+	FillTarget int
 }
 
 // NewPoller makes a poller over a new AF_XDP UMEM.
@@ -152,7 +162,7 @@ func NewPollerWith[S Socket](cur *Current, u Umem[S], bind Binder) (*Poller, err
 		return nil, fmt.Errorf("creating eventfd: %w", err)
 	}
 	p := &Poller{cur: cur, umem: u, open: opener(u), bind: bind, drops: new(DropStats),
-		cmds: make(chan func(), 16), stopped: make(chan struct{}), wake: efd, SpinRounds: 64}
+		cmds: make(chan func(), 16), stopped: make(chan struct{}), wake: efd, SpinRounds: 64, FillTarget: DefaultFillTarget}
 	p.pipe.FrameSize = uint64(u.FrameSize())
 	p.frames = u.FreeFrames()
 	p.rebuildFDs()
@@ -240,7 +250,11 @@ func (p *Poller) AddPort(vif uint32, ifindex, queue int, stats *VifStats) error 
 	if stats == nil {
 		stats = new(VifStats)
 	}
-	s, err := p.open(ifindex, afxdp.SocketOptions{Queue: queue, Copy: true, FillTarget: MinFillTarget})
+	if fill := p.FillTarget * (len(p.ports) + 1); fill > p.frames/2 {
+		return fmt.Errorf("%w: %d sockets with %d fill frames each would lend more than half of the UMEM's %d frames (raise xvrd -frames)",
+			ErrPollerFull, len(p.ports)+1, p.FillTarget, p.frames)
+	}
+	s, err := p.open(ifindex, afxdp.SocketOptions{Queue: queue, Copy: true, FillTarget: p.FillTarget})
 	if err != nil {
 		return fmt.Errorf("opening xdp socket on ifindex %d queue %d: %w", ifindex, queue, err)
 	}
@@ -257,7 +271,7 @@ func (p *Poller) AddPort(vif uint32, ifindex, queue int, stats *VifStats) error 
 	}
 	p.ports = append(p.ports, pt)
 	p.rebuildFDs()
-	p.retarget()
+	s.Fill()
 	return nil
 }
 
@@ -289,7 +303,6 @@ func (p *Poller) RemovePort(vif uint32) error {
 		p.byVif[vif] = nil
 	}
 	p.rebuildFDs()
-	p.retarget()
 	return errors.Join(errs...)
 }
 
@@ -327,18 +340,6 @@ func (p *Poller) portOf(vif uint32) *port {
 		return p.byVif[vif]
 	}
 	return nil
-}
-
-// retarget shares half the UMEM among the sockets' fill rings.
-func (p *Poller) retarget() {
-	if len(p.ports) == 0 {
-		return
-	}
-	target := max(MinFillTarget, p.frames/(2*len(p.ports)))
-	for _, pt := range p.ports {
-		pt.sock.SetFillTarget(target)
-		pt.sock.Fill()
-	}
 }
 
 func (p *Poller) rebuildFDs() {

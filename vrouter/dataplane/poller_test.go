@@ -52,7 +52,7 @@ type rig struct {
 	p     *Poller
 	u     *xdptest.Umem
 	b     *fakeBinder
-	stats [4]VifStats
+	stats [8]VifStats
 }
 
 func newRig(t testing.TB, frames int, vifs ...uint32) *rig {
@@ -65,6 +65,7 @@ func newRig(t testing.TB, frames int, vifs ...uint32) *rig {
 		t.Fatal(err)
 	}
 	r.p = p
+	p.FillTarget = 64 // small UMEMs: keep room for every test's sockets
 	for _, v := range vifs {
 		if err := r.add(v, 0); err != nil {
 			t.Fatal(err)
@@ -496,4 +497,20 @@ func BenchmarkPollerRound(b *testing.B) {
 	b.ReportMetric(pkts/el.Seconds(), "pps")
 	r.p.round()
 	r.closeAndCheck(b)
+}
+
+// TestPollerFull: a poller refuses a socket its UMEM cannot back, and takes
+// one again once a port is gone.
+func TestPollerFull(t *testing.T) {
+	r := newRig(t, 512, 1, 2, 3, 4) // 4 sockets x 64 fill frames = half of 512
+	if err := r.add(5, 0); !errors.Is(err, ErrPollerFull) {
+		t.Fatalf("fifth socket: %v, want ErrPollerFull", err)
+	}
+	if err := r.p.RemovePort(4); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.add(5, 0); err != nil {
+		t.Fatalf("after a removal: %v", err)
+	}
+	r.closeAndCheck(t)
 }
