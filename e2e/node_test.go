@@ -59,34 +59,34 @@ func (n *node) ctl(args ...string) (string, error) {
 	return string(out), nil
 }
 
-func (n *node) mustCtl(args ...string) string {
-	n.t.Helper()
+func (n *node) mustCtl(t *testing.T, args ...string) string {
+	t.Helper()
 	out, err := n.ctl(args...)
 	if err != nil {
-		n.t.Fatalf("%v\nxvrd log:\n%s", err, tail(n.proc.Output(), 3000))
+		t.Fatalf("%v\nxvrd log:\n%s", err, tail(n.proc.Output(), 3000))
 	}
 	return out
 }
 
 // ctlJSON runs a read command with -o json and decodes its output into v.
-func (n *node) ctlJSON(v any, args ...string) {
-	n.t.Helper()
-	out := n.mustCtl(append(args, "-o", "json")...)
+func (n *node) ctlJSON(t *testing.T, v any, args ...string) {
+	t.Helper()
+	out := n.mustCtl(t, append(args, "-o", "json")...)
 	if err := json.Unmarshal([]byte(out), v); err != nil {
-		n.t.Fatalf("decoding xvrctl %v: %v\n%s", args, err, out)
+		t.Fatalf("decoding xvrctl %v: %v\n%s", args, err, out)
 	}
 }
 
-func (n *node) dropCount(reason string) uint64 {
-	n.t.Helper()
+func (n *node) dropCount(t *testing.T, reason string) uint64 {
+	t.Helper()
 	var ds []api.DropStat
-	n.ctlJSON(&ds, "dropstats")
+	n.ctlJSON(t, &ds, "dropstats", "--all")
 	for _, d := range ds {
 		if d.Reason == reason {
 			return d.Count
 		}
 	}
-	n.t.Fatalf("dropstats has no reason %q: %+v", reason, ds)
+	t.Fatalf("dropstats has no reason %q: %+v", reason, ds)
 	return 0
 }
 
@@ -97,7 +97,7 @@ func (n *node) applyNADs(yaml string) {
 	if err := os.WriteFile(f, []byte(yaml), 0o600); err != nil {
 		n.t.Fatal(err)
 	}
-	n.mustCtl("apply", "-f", f)
+	n.mustCtl(n.t, "apply", "-f", f)
 }
 
 // addPod creates a pod namespace and attaches it as a port of network.
@@ -109,7 +109,7 @@ func (n *node) addPod(network, ip, gw, mac string) *nettest.Pod {
 	}
 	pfx := netip.MustParsePrefix(ip)
 	pod := nettest.AddPod(n.t, n.ns, "xvp", pfx, netip.MustParseAddr(gw), hw)
-	n.mustCtl("port", "add", "--id", pod.NS.Name+"/eth0", "--network", network, "--host-if", pod.HostIf,
+	n.mustCtl(n.t, "port", "add", "--id", pod.NS.Name+"/eth0", "--network", network, "--host-if", pod.HostIf,
 		"--ip", pfx.Addr().String(), "--mac", mac)
 	return pod
 }

@@ -68,7 +68,7 @@ func TestSingleNode(t *testing.T) {
 
 	t.Run("ports-up", func(t *testing.T) {
 		var ports []api.Port
-		n.ctlJSON(&ports, "port", "list")
+		n.ctlJSON(t, &ports, "port", "list")
 		if len(ports) != 3 {
 			t.Fatalf("%d ports: %+v", len(ports), ports)
 		}
@@ -80,7 +80,7 @@ func TestSingleNode(t *testing.T) {
 	})
 	t.Run("contrail-names", func(t *testing.T) {
 		var nets []api.Network
-		n.ctlJSON(&nets, "network", "list")
+		n.ctlJSON(t, &nets, "network", "list")
 		if len(nets) != 2 || nets[0].VNName != "k8s-vn-left-1-pod-network" || nets[0].Project != "k8s-default" ||
 			nets[0].Gateway != "198.18.10.254" || nets[0].DNS != "198.18.10.253" {
 			t.Fatalf("networks: %+v", nets)
@@ -98,31 +98,31 @@ func TestSingleNode(t *testing.T) {
 		mustPing(t, tp.b, "198.18.10.1")
 	})
 	t.Run("cross-vn-dropped", func(t *testing.T) {
-		before := n.dropCount("no_route")
+		before := n.dropCount(t, "no_route")
 		if out, err := tp.a.Ping(addr("198.18.20.1"), 3); err == nil {
 			t.Fatalf("pod on vn-left-1 reached vn-right-1:\n%s", out)
 		}
 		if out, err := tp.c.Ping(addr("198.18.10.1"), 2); err == nil {
 			t.Fatalf("pod on vn-right-1 reached vn-left-1:\n%s", out)
 		}
-		if after := n.dropCount("no_route"); after < before+5 {
+		if after := n.dropCount(t, "no_route"); after < before+5 {
 			t.Fatalf("no_route drops went from %d to %d, want +5", before, after)
 		}
 	})
 	t.Run("ttl-exceeded", func(t *testing.T) {
-		before := n.dropCount("ttl_exceeded")
+		before := n.dropCount(t, "ttl_exceeded")
 		out, _ := tp.a.Ping(addr("198.18.10.2"), 1, "-t", "1")
 		if !strings.Contains(out, "Time to live exceeded") || !strings.Contains(out, "198.18.10.254") {
 			t.Fatalf("no time-exceeded from the gateway:\n%s", out)
 		}
-		if n.dropCount("ttl_exceeded") <= before {
+		if n.dropCount(t, "ttl_exceeded") <= before {
 			t.Fatal("ttl_exceeded not counted")
 		}
 	})
 	t.Run("tcp-100MB", func(t *testing.T) {
 		tp.b.NS.TCPTransfer(t, tp.a.NS, addr("198.18.10.2"), 5001, 100<<20)
 		var vifs []api.Vif
-		n.ctlJSON(&vifs, "vif")
+		n.ctlJSON(t, &vifs, "vif")
 		for _, v := range vifs {
 			if v.Name == tp.b.HostIf && v.TXBytes < 100<<20 {
 				t.Fatalf("vif %d sent %d bytes to pod b, want >= 100 MiB", v.ID, v.TXBytes)
@@ -132,7 +132,7 @@ func TestSingleNode(t *testing.T) {
 	t.Run("malformed-flood", func(t *testing.T) {
 		invalid := func() uint64 {
 			var ds []api.DropStat
-			n.ctlJSON(&ds, "dropstats", "--all")
+			n.ctlJSON(t, &ds, "dropstats", "--all")
 			var sum uint64
 			for _, d := range ds {
 				sum += d.Count
@@ -151,7 +151,7 @@ func TestSingleNode(t *testing.T) {
 	})
 	t.Run("introspection", func(t *testing.T) {
 		var rt []api.RouteEntry
-		n.ctlJSON(&rt, "rt", "--vn", "default/vn-left-1")
+		n.ctlJSON(t, &rt, "rt", "--vn", "default/vn-left-1")
 		want := map[string]string{"198.18.10.1/32": "encap", "198.18.10.2/32": "encap", "198.18.10.254/32": "receive", "198.18.10.253/32": "receive"}
 		if len(rt) != len(want) {
 			t.Fatalf("routes: %+v", rt)
@@ -162,12 +162,12 @@ func TestSingleNode(t *testing.T) {
 			}
 		}
 		var nhs []api.NextHop
-		n.ctlJSON(&nhs, "nh")
+		n.ctlJSON(t, &nhs, "nh")
 		if len(nhs) != 5 {
 			t.Fatalf("next hops: %+v", nhs)
 		}
 		for _, cmd := range [][]string{{"vif"}, {"rt", "--vn", "default/vn-left-1"}, {"nh"}, {"dropstats"}} {
-			if out := n.mustCtl(cmd...); len(strings.TrimSpace(out)) == 0 {
+			if out := n.mustCtl(t, cmd...); len(strings.TrimSpace(out)) == 0 {
 				t.Fatalf("xvrctl %v printed nothing", cmd)
 			}
 		}
@@ -200,7 +200,7 @@ func TestRestartUnderTraffic(t *testing.T) {
 	}
 	mustPing(t, tp.b, "198.18.10.1")
 	var ports []api.Port
-	n.ctlJSON(&ports, "port", "list")
+	n.ctlJSON(t, &ports, "port", "list")
 	if len(ports) != 3 {
 		t.Fatalf("after restart %d ports", len(ports))
 	}
