@@ -228,6 +228,17 @@ func (s *Socket) finish(opts SocketOptions) error {
 	s.tx.initProducer()
 	s.rx.initConsumer()
 	s.cq.initConsumer()
+	return s.raiseTxBudget()
+}
+
+// raiseTxBudget lets one copy-mode sendto send a whole TX ring's worth of
+// frames instead of the kernel's default 32 (XDP_MAX_TX_SKB_BUDGET, Linux
+// 6.17+). Kernels without the option keep their default: not an error.
+func (s *Socket) raiseTxBudget() error {
+	err := unix.SetsockoptInt(s.fd, unix.SOL_XDP, unix.XDP_MAX_TX_SKB_BUDGET, min(s.umem.cfg.TxSize, 256))
+	if err != nil && err != unix.ENOPROTOOPT {
+		return fmt.Errorf("setsockopt xdp_max_tx_skb_budget: %w", err)
+	}
 	return nil
 }
 

@@ -162,7 +162,7 @@ func NewPollerWith[S Socket](cur *Current, u Umem[S], bind Binder) (*Poller, err
 		return nil, fmt.Errorf("creating eventfd: %w", err)
 	}
 	p := &Poller{cur: cur, umem: u, open: opener(u), bind: bind, drops: new(DropStats),
-		cmds: make(chan func(), 16), stopped: make(chan struct{}), wake: efd, SpinRounds: 64, FillTarget: DefaultFillTarget}
+		cmds: make(chan func(), 16), stopped: make(chan struct{}), wake: efd, SpinRounds: 4096, FillTarget: DefaultFillTarget}
 	p.pipe.FrameSize = uint64(u.FrameSize())
 	p.frames = u.FreeFrames()
 	p.rebuildFDs()

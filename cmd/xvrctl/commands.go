@@ -1,0 +1,382 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/xvr-project/xvr/nad"
+	"github.com/xvr-project/xvr/vrouter/api"
+)
+
+// readNADs parses the NAD file named by -f ("-" is stdin).
+func (c *cli) readNADs(file string) ([]api.Network, error) {
+	if file == "" {
+		return nil, errors.New("-f FILE is required")
+	}
+	var r io.Reader = c.stdin
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	nets, err := nad.Parse(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return nets, nil
+}
+
+func (c *cli) apply(args []string) error {
+	fs := c.flags("apply")
+	file := fs.String("f", "", "NetworkAttachmentDefinition YAML file, - for stdin")
+	if _, err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	nets, err := c.readNADs(*file)
+	if err != nil {
+		return err
+	}
+	cl, ctx, cancel := c.client()
+	defer cancel()
+	for _, n := range nets {
+		out, err := cl.ApplyNetwork(ctx, n)
+		if err != nil {
+			return fmt.Errorf("network %s: %w", n.Key(), err)
+		}
+		fmt.Fprintf(c.stdout, "network %s%s configured\n", out.Key(), contrailName(out))
+	}
+	return nil
+}
+
+// contrailName is " (<vn> in <project>)" when xvrd named the network.
+func contrailName(n api.Network) string {
+	if n.VNName == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (%s in %s)", n.VNName, n.Project)
+}
+
+func (c *cli) deleteFile(args []string) error {
+	fs := c.flags("delete")
+	file := fs.String("f", "", "NetworkAttachmentDefinition YAML file, - for stdin")
+	ignore := fs.Bool("ignore-not-found", false, "treat a missing network as deleted")
+	if _, err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	nets, err := c.readNADs(*file)
+	if err != nil {
+		return err
+	}
+	for _, n := range nets {
+		if err := c.deleteNetwork(n.Namespace, n.Name, *ignore); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *cli) deleteNetwork(namespace, name string, ignoreNotFound bool) error {
+	cl, ctx, cancel := c.client()
+	defer cancel()
+	err := cl.DeleteNetwork(ctx, namespace, name)
+	if ignoreNotFound && api.IsNotFound(err) {
+		fmt.Fprintf(c.stdout, "network %s/%s not found\n", namespace, name)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "network %s/%s deleted\n", namespace, name)
+	return nil
+}
+
+func (c *cli) networkList(args []string) error {
+	fs := c.flags("network list")
+	if _, err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	cl, ctx, cancel := c.client()
+	defer cancel()
+	nets, err := cl.ListNetworks(ctx)
+	if err != nil {
+		return err
+	}
+	return c.print(nets, func(t *table) { networkTable(t, nets) })
+}
+
+func (c *cli) networkGet(args []string) error {
+	fs := c.flags("network get")
+	rest, err := c.parse(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	ns, name, err := splitNetwork(rest[0])
+	if err != nil {
+		return err
+	}
+	cl, ctx, cancel := c.client()
+	defer cancel()
+	n, err := cl.GetNetwork(ctx, ns, name)
+	if err != nil {
+		return err
+	}
+	return c.print(n, func(t *table) { networkTable(t, []api.Network{n}) })
+}
+
+func (c *cli) networkDelete(args []string) error {
+	fs := c.flags("network delete")
+	ignore := fs.Bool("ignore-not-found", false, "treat a missing network as deleted")
+	rest, err := c.parse(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	ns, name, err := splitNetwork(rest[0])
+	if err != nil {
+		return err
+	}
+	return c.deleteNetwork(ns, name, *ignore)
+}
+
+func (c *cli) portList(args []string) error {
+	fs := c.flags("port list")
+	if _, err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	cl, ctx, cancel := c.client()
+	defer cancel()
+	ports, err := cl.ListPorts(ctx)
+	if err != nil {
+		return err
+	}
+	return c.print(ports, func(t *table) { portTable(t, ports) })
+}
+
+func (c *cli) portAdd(args []string) error {
+	fs := c.flags("port add")
+	var p api.Port
+	fs.StringVar(&p.ID, "id", "", "port ID, e.g. <containerID>/<ifname>")
+	fs.StringVar(&p.Network, "network", "", "network, NAMESPACE/NAME")
+	fs.StringVar(&p.HostIfName, "host-if", "", "host-side interface (veth)")
+	fs.StringVar(&p.IP, "ip", "", "pod's IPv4 address")
+	fs.StringVar(&p.MAC, "mac", "", "pod-side MAC address")
+	if _, err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	if p.ID == "" || p.Network == "" || p.HostIfName == "" || p.IP == "" || p.MAC == "" {
+		return errors.New("port add: --id, --network, --host-if, --ip and --mac are all required")
+	}
+	ns, name, err := splitNetwork(p.Network)
+	if err != nil {
+		return err
+	}
+	p.Network = ns + "/" + name
+	cl, ctx, cancel := c.client()
+	defer cancel()
+	out, err := cl.ApplyPort(ctx, p)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "port %s configured (vif %d, %s)\n", out.ID, out.Vif, or(out.State, "state unknown"))
+	return nil
+}
+
+func (c *cli) portDel(args []string) error {
+	fs := c.flags("port del")
+	ignore := fs.Bool("ignore-not-found", false, "treat a missing port as deleted")
+	rest, err := c.parse(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	cl, ctx, cancel := c.client()
+	defer cancel()
+	err = cl.DeletePort(ctx, rest[0])
+	if *ignore && api.IsNotFound(err) {
+		fmt.Fprintf(c.stdout, "port %s not found\n", rest[0])
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "port %s deleted\n", rest[0])
+	return nil
+}
+
+func (c *cli) routeList(args []string) error {
+	fs := c.flags("route list")
+	if _, err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	cl, ctx, cancel := c.client()
+	defer cancel()
+	routes, err := cl.ListRoutes(ctx)
+	if err != nil {
+		return err
+	}
+	return c.print(routes, func(t *table) { routeTable(t, routes) })
+}
+
+func (c *cli) routeAdd(args []string) error {
+	fs := c.flags("route add")
+	var r api.Route
+	fs.StringVar(&r.Network, "network", "", "network, NAMESPACE/NAME")
+	fs.StringVar(&r.Prefix, "prefix", "", "IPv4 prefix, e.g. 198.18.40.0/24")
+	port := fs.String("port", "", "deliver to this port ID")
+	discard := fs.Bool("discard", false, "drop matching packets")
+	_, err := c.parse(fs, args, 0)
+	if err != nil {
+		return err
+	}
+	if r.NextHop, err = routeNextHop(*port, *discard); err != nil {
+		return err
+	}
+	ns, name, err := splitNetwork(r.Network)
+	if err != nil {
+		return err
+	}
+	if r.Prefix == "" {
+		return errors.New("route add: --prefix is required")
+	}
+	r.Network = ns + "/" + name
+	cl, ctx, cancel := c.client()
+	defer cancel()
+	out, err := cl.ApplyRoute(ctx, r)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "route %s in %s configured (%s)\n", out.Prefix, out.Network, nextHopString(out.NextHop))
+	return nil
+}
+
+func (c *cli) routeDel(args []string) error {
+	fs := c.flags("route del")
+	network := fs.String("network", "", "network, NAMESPACE/NAME")
+	prefix := fs.String("prefix", "", "the route's prefix")
+	ignore := fs.Bool("ignore-not-found", false, "treat a missing route as deleted")
+	if _, err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	ns, name, err := splitNetwork(*network)
+	if err != nil {
+		return err
+	}
+	cl, ctx, cancel := c.client()
+	defer cancel()
+	err = cl.DeleteRoute(ctx, ns+"/"+name, *prefix)
+	if *ignore && api.IsNotFound(err) {
+		fmt.Fprintf(c.stdout, "route %s in %s/%s not found\n", *prefix, ns, name)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "route %s in %s/%s deleted\n", *prefix, ns, name)
+	return nil
+}
+
+func (c *cli) vif(args []string) error {
+	fs := c.flags("vif")
+	if _, err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	cl, ctx, cancel := c.client()
+	defer cancel()
+	vifs, err := cl.Vifs(ctx)
+	if err != nil {
+		return err
+	}
+	return c.print(vifs, func(t *table) { vifTable(t, vifs) })
+}
+
+func (c *cli) rt(args []string) error {
+	fs := c.flags("rt")
+	vn := fs.String("vn", "", "network, NAMESPACE/NAME")
+	if _, err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	ns, name, err := splitNetwork(*vn)
+	if err != nil {
+		return err
+	}
+	cl, ctx, cancel := c.client()
+	defer cancel()
+	rt, err := cl.RouteTable(ctx, ns+"/"+name)
+	if err != nil {
+		return err
+	}
+	return c.print(rt, func(t *table) { rtTable(t, rt) })
+}
+
+func (c *cli) nh(args []string) error {
+	fs := c.flags("nh")
+	if _, err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	cl, ctx, cancel := c.client()
+	defer cancel()
+	nhs, err := cl.NextHops(ctx)
+	if err != nil {
+		return err
+	}
+	return c.print(nhs, func(t *table) { nhTable(t, nhs) })
+}
+
+func (c *cli) dropstats(args []string) error {
+	fs := c.flags("dropstats")
+	all := fs.Bool("all", false, "show reasons with a zero count too")
+	if _, err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	cl, ctx, cancel := c.client()
+	defer cancel()
+	drops, err := cl.DropStats(ctx)
+	if err != nil {
+		return err
+	}
+	if !*all {
+		drops = nonZero(drops)
+	}
+	return c.print(drops, func(t *table) { dropTable(t, drops) })
+}
+
+func nonZero(drops []api.DropStat) []api.DropStat {
+	out := []api.DropStat{}
+	for _, d := range drops {
+		if d.Count != 0 {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func (c *cli) status(args []string) error {
+	fs := c.flags("status")
+	if _, err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	cl, ctx, cancel := c.client()
+	defer cancel()
+	st, err := cl.Status(ctx)
+	if err != nil {
+		return err
+	}
+	return c.print(st, func(t *table) { statusTable(t, st, cl.Socket()) })
+}
+
+// routeNextHop is the next hop that --port or --discard asks for.
+func routeNextHop(port string, discard bool) (api.RouteNextHop, error) {
+	switch {
+	case port != "" && discard:
+		return api.RouteNextHop{}, errors.New("route add: --port and --discard exclude each other")
+	case discard:
+		return api.RouteNextHop{Type: api.NextHopDiscard}, nil
+	case port != "":
+		return api.RouteNextHop{Type: api.NextHopPort, Port: port}, nil
+	default:
+		return api.RouteNextHop{}, errors.New("route add: --port ID or --discard is required")
+	}
+}
