@@ -320,7 +320,9 @@ func (p *Poller) KernelDrops(ctx context.Context, d *[NumReasons]uint64) error {
 			}
 			addStats(&sum, st)
 		}
-		d[XSKRxDropped] += sum.RxDropped
+		// The kernel counts a frame that found the fill ring empty in both
+		// rx_dropped and rx_fill_ring_empty_descs: count it once.
+		d[XSKRxDropped] += sum.RxDropped - min(sum.RxDropped, sum.RxFillRingEmptyDescs)
 		d[XSKRxRingFull] += sum.RxRingFull
 		d[XSKFillEmpty] += sum.RxFillRingEmptyDescs
 		d[XSKTxInvalid] += sum.TxInvalidDescs

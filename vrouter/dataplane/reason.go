@@ -51,7 +51,7 @@ var reasonNames = [NumReasons]string{
 	InvalidNextHop:   "invalid_nh",
 	InterfaceDown:    "interface_down",
 	TxRingFull:       "tx_ring_full",
-	XSKRxDropped:     "xsk_rx_dropped",
+	XSKRxDropped:     "xsk_rx_dropped_other",
 	XSKRxRingFull:    "xsk_rx_ring_full",
 	XSKFillEmpty:     "xsk_fill_ring_empty",
 	XSKTxInvalid:     "xsk_tx_invalid_desc",
