@@ -81,9 +81,14 @@ func TestSingleNode(t *testing.T) {
 	t.Run("contrail-names", func(t *testing.T) {
 		var nets []api.Network
 		n.ctlJSON(t, &nets, "network", "list")
-		if len(nets) != 2 || nets[0].VNName != "k8s-vn-left-1-pod-network" || nets[0].Project != "k8s-default" ||
-			nets[0].Gateway != "198.18.10.254" || nets[0].DNS != "198.18.10.253" {
-			t.Fatalf("networks: %+v", nets)
+		byName := map[string]api.Network{}
+		for _, x := range nets {
+			byName[x.Key()] = x
+		}
+		left := byName["default/vn-left-1"]
+		if len(nets) != 3 || left.VNName != "k8s-vn-left-1-pod-network" || left.Project != "k8s-default" ||
+			left.Gateway != "198.18.10.254" || left.DNS != "198.18.10.253" || byName["default/cluster-wide-default"].CIDR == "" {
+			t.Fatalf("networks (want vn-left-1, vn-right-1 and the cluster default): %+v", nets)
 		}
 	})
 	t.Run("gateway-answers-arp", func(t *testing.T) {

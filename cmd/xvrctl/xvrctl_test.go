@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -242,5 +243,34 @@ func TestHelpAndSocketEnv(t *testing.T) {
 	out.Reset()
 	if code := runWith(strings.NewReader(""), []string{"status", "-o", "json"}, &out, &errb); code != 0 || !strings.Contains(out.String(), `"version": "test"`) {
 		t.Errorf("status via $XVR_SOCKET = %d %q %q", code, out.String(), errb.String())
+	}
+}
+
+func TestPodApplyAndStatus(t *testing.T) {
+	b, sock := serve(t)
+	if got := ok(t, sock, "pod", "apply", "-f", example("pod-multi.yaml")); got != "pod default/multi-net-pod configured\n" {
+		t.Fatalf("pod apply = %q", got)
+	}
+	var p api.Pod
+	if err := json.Unmarshal([]byte(ok(t, sock, "-o", "json", "pod", "get", "default/multi-net-pod")), &p); err != nil ||
+		p.Annotations[api.NetworksAnnotation] != `[{"name":"vn-left-1"},{"name":"vn-right-1"}]` || p.UID == "" {
+		t.Fatalf("pod get = %+v %v", p, err)
+	}
+	ok(t, sock, "apply", "-f", example("vn-left-1.yaml"))
+	ctx := context.Background()
+	if _, err := b.ApplyPort(ctx, api.Port{ID: "c1/eth1", Network: "default/vn-left-1", HostIfName: "xvr1", IP: "198.18.10.1",
+		MAC: "02:00:00:00:00:01", Pod: &api.PodRef{Namespace: "default", Name: "multi-net-pod"}, IfName: "eth1", Index: 1}); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, ok(t, sock, "pod", "status", "default/multi-net-pod"), `
+INTERFACE  NETWORK            IPS          MAC                DEFAULT
+eth1       default/vn-left-1  198.18.10.1  02:00:00:00:00:01  false`)
+	code, _, errs := xvrctl(t, sock, "kind: Service\nmetadata:\n  name: x\n", "pod", "apply", "-f", "-")
+	if code != 1 || !strings.Contains(errs, "want kind Pod") {
+		t.Fatalf("non-pod manifest: %d %q", code, errs)
+	}
+	ok(t, sock, "pod", "delete", "default/multi-net-pod")
+	if code, _, _ := xvrctl(t, sock, "", "pod", "get", "default/multi-net-pod"); code != 1 {
+		t.Fatal("deleted pod still there")
 	}
 }

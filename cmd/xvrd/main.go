@@ -42,6 +42,7 @@ type options struct {
 	frames    int
 	reconcile time.Duration
 	debug     bool
+	defCIDR   string
 }
 
 func main() {
@@ -54,6 +55,7 @@ func main() {
 	flag.IntVar(&o.frames, "frames", 65536, "UMEM frames per poller (2 KiB each); a poller serves frames/1024 sockets")
 	flag.DurationVar(&o.reconcile, "reconcile", 2*time.Second, "how often ports that are down are retried")
 	flag.BoolVar(&o.debug, "debug", false, "debug logging")
+	flag.StringVar(&o.defCIDR, "default-cidr", "198.19.0.0/16", "CIDR of the cluster default pod network (default/"+api.DefaultNetworkName+", every pod's eth0); empty: none")
 	flag.Parse()
 	level := slog.LevelInfo
 	if o.debug {
@@ -110,13 +112,23 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 			}
 		}()
 	}
+	defNet := ""
+	if o.defCIDR != "" {
+		defNet = "default/" + api.DefaultNetworkName
+	}
 	ag, err := agent.New(agent.Config{Store: st, Links: netlinkLinks{}, Attacher: prog, Pollers: pollers,
-		Current: cur, MAC: mac, Cluster: o.cluster, Log: log, Version: version})
+		Current: cur, MAC: mac, Cluster: o.cluster, Log: log, Version: version, DefaultNetwork: defNet})
 	if err != nil {
 		return err
 	}
 	if err := ag.Load(ctx); err != nil {
 		return err
+	}
+	if defNet != "" {
+		n := api.Network{Namespace: "default", Name: api.DefaultNetworkName, CIDR: o.defCIDR, CNIType: "xvr"}
+		if _, err := ag.ApplyNetwork(ctx, n); err != nil {
+			return fmt.Errorf("creating the cluster default network %s: %w", o.defCIDR, err)
+		}
 	}
 	return serve(ctx, o, ag, log)
 }

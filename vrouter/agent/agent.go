@@ -26,6 +26,9 @@ type Store interface {
 	PutRoute(r api.Route) error
 	DeleteRoute(network, prefix string) error
 	Routes() ([]api.Route, error)
+	PutPod(p api.Pod) error
+	DeletePod(namespace, name string) error
+	Pods() ([]api.Pod, error)
 }
 
 // Links finds devices by name (netlink in xvrd).
@@ -60,6 +63,10 @@ type Config struct {
 	// MAC is the vRouter's own MAC: the gateway's ARP answer and the source
 	// of every frame it sends to pods.
 	MAC net.HardwareAddr
+	// DefaultNetwork is the key of the cluster default pod network
+	// ("default/cluster-wide-default"), which cannot be deleted and is
+	// marked default in network-status. Empty: none.
+	DefaultNetwork string
 	// Cluster prefixes Contrail names (default "k8s").
 	Cluster string
 	Log     *slog.Logger
@@ -79,6 +86,8 @@ type Agent struct {
 	vrfs   *ids
 	vifs   *ids
 	nhs    *ids
+	pods   map[string]api.Pod
+	seq    uint64 // counts port changes: orders a pod's sandboxes
 }
 
 type network struct {
@@ -104,8 +113,9 @@ type port struct {
 	mac     [6]byte
 	nh      uint32
 	stats   *dataplane.VifStats
-	ifindex int // 0 while down
-	queues  int // sockets opened (one per poller and queue)
+	seq     uint64 // when it was applied (Agent.seq)
+	ifindex int    // 0 while down
+	queues  int    // sockets opened (one per poller and queue)
 	reason  string
 }
 
@@ -124,7 +134,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Log = slog.Default()
 	}
 	return &Agent{cfg: cfg, started: time.Now(),
-		nets: map[string]*network{}, ports: map[string]*port{}, routes: map[string]api.Route{},
+		nets: map[string]*network{}, ports: map[string]*port{}, routes: map[string]api.Route{}, pods: map[string]api.Pod{},
 		vrfs: newIDs(1), vifs: newIDs(1), nhs: newIDs(2)}, nil
 }
 

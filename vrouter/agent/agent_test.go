@@ -19,11 +19,12 @@ type memStore struct {
 	nets   map[string]api.Network
 	ports  map[string]api.Port
 	routes map[string]api.Route
+	pods   map[string]api.Pod
 	fail   error
 }
 
 func newMemStore() *memStore {
-	return &memStore{nets: map[string]api.Network{}, ports: map[string]api.Port{}, routes: map[string]api.Route{}}
+	return &memStore{nets: map[string]api.Network{}, ports: map[string]api.Port{}, routes: map[string]api.Route{}, pods: map[string]api.Pod{}}
 }
 
 func (s *memStore) PutNetwork(n api.Network) error { return s.put(func() { s.nets[n.Key()] = n }) }
@@ -47,6 +48,11 @@ func (s *memStore) put(f func()) error {
 	f()
 	return nil
 }
+func (s *memStore) PutPod(p api.Pod) error { return s.put(func() { s.pods[p.Key()] = p }) }
+func (s *memStore) DeletePod(ns, name string) error {
+	return s.put(func() { delete(s.pods, ns+"/"+name) })
+}
+func (s *memStore) Pods() ([]api.Pod, error)         { return values(s.pods), nil }
 func (s *memStore) Networks() ([]api.Network, error) { return values(s.nets), nil }
 func (s *memStore) Ports() ([]api.Port, error)       { return values(s.ports), nil }
 func (s *memStore) Routes() ([]api.Route, error)     { return values(s.routes), nil }

@@ -31,6 +31,13 @@ func (a *Agent) Load(ctx context.Context) error {
 		return fmt.Errorf("loading routes: %w", err)
 	}
 	a.loadRoutes(routes)
+	pods, err := a.cfg.Store.Pods()
+	if err != nil {
+		return fmt.Errorf("loading pods: %w", err)
+	}
+	for _, p := range pods {
+		a.pods[p.Key()] = p
+	}
 	a.publish()
 	for _, p := range a.ports {
 		a.openPort(ctx, p)
@@ -67,7 +74,7 @@ func (a *Agent) loadNetworks(nets []api.Network) {
 
 func (a *Agent) loadPorts(ports []api.Port) {
 	for _, in := range ports {
-		p, err := a.validatePort(in)
+		p, err := a.validatePort(in, nil)
 		if err == nil && !a.vifs.take(in.Vif) {
 			err = fmt.Errorf("vif %d is taken", in.Vif)
 		}
@@ -77,6 +84,8 @@ func (a *Agent) loadPorts(ports []api.Port) {
 		}
 		p.spec.Vif, p.nh, p.stats = in.Vif, a.nhs.next(), new(dataplane.VifStats)
 		p.reason = "not opened yet"
+		a.seq++
+		p.seq = a.seq
 		a.ports[in.ID] = p
 		a.setRoute(p.net.vn(), netip.PrefixFrom(p.ip, 32), p.nh)
 	}

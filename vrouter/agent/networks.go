@@ -144,6 +144,9 @@ func (a *Agent) DeleteNetwork(ctx context.Context, namespace, name string) error
 	if n == nil {
 		return api.NotFound("network %s not found", key)
 	}
+	if key == a.cfg.DefaultNetwork {
+		return api.Conflict("network %s is the cluster default pod network and cannot be deleted", key)
+	}
 	if users := a.portsOn(n); users > 0 {
 		return api.Conflict("network %s has %d ports; delete them first", key, users)
 	}

@@ -1,11 +1,14 @@
 package agent
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"net"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -19,11 +22,11 @@ import (
 func (a *Agent) ApplyPort(ctx context.Context, in api.Port) (api.Port, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	p, err := a.validatePort(in)
+	old := a.ports[in.ID]
+	p, err := a.validatePort(in, old)
 	if err != nil {
 		return api.Port{}, err
 	}
-	old := a.ports[in.ID]
 	if old != nil && samePort(old.spec, p.spec) {
 		return old.view(), nil
 	}
@@ -42,6 +45,8 @@ func (a *Agent) ApplyPort(ctx context.Context, in api.Port) (api.Port, error) {
 		}
 		return api.Port{}, api.Errorf(http.StatusInternalServerError, "persisting port %s: %v", in.ID, err)
 	}
+	a.seq++
+	p.seq = a.seq
 	a.installPort(ctx, old, p)
 	return p.view(), nil
 }
@@ -59,18 +64,28 @@ func (a *Agent) installPort(ctx context.Context, old, p *port) {
 		"network", p.spec.Network, "ip", p.spec.IP, "state", p.view().State)
 }
 
-func (a *Agent) validatePort(in api.Port) (*port, error) {
+// validatePort checks in against the state and resolves it into a port (not
+// yet installed): an empty IP or MAC is the existing port's, else allocated.
+func (a *Agent) validatePort(in api.Port, old *port) (*port, error) {
 	if in.ID == "" || len(in.ID) > 256 || strings.ContainsAny(in.ID, " \t\n") {
 		return nil, api.BadRequest("port id %q must be 1-256 characters without spaces", in.ID)
 	}
 	if in.HostIfName == "" || len(in.HostIfName) > 15 || strings.ContainsAny(in.HostIfName, "/ \t\n:") {
 		return nil, api.BadRequest("port %s: hostIfName %q is not a valid device name", in.ID, in.HostIfName)
 	}
+	if len(in.IfName) > 15 || len(in.ContainerID) > 256 || in.Index < 0 {
+		return nil, api.BadRequest("port %s: ifName, containerID or index out of range", in.ID)
+	}
 	n := a.nets[in.Network]
 	if n == nil {
 		return nil, api.NotFound("port %s: network %q not found", in.ID, in.Network)
 	}
-	p := &port{spec: api.Port{ID: in.ID, Network: in.Network, HostIfName: in.HostIfName}, net: n}
+	p := &port{spec: api.Port{ID: in.ID, Network: in.Network, HostIfName: in.HostIfName, Pod: in.Pod,
+		ContainerID: in.ContainerID, IfName: in.IfName, Index: in.Index, DefaultRoute: in.DefaultRoute}, net: n}
+	if old != nil && old.net.vn() == n.vn() {
+		in.IP = cmp.Or(in.IP, old.spec.IP)
+		in.MAC = cmp.Or(in.MAC, old.spec.MAC)
+	}
 	if err := a.validateAddrs(in, p); err != nil {
 		return nil, err
 	}
@@ -79,25 +94,87 @@ func (a *Agent) validatePort(in api.Port) (*port, error) {
 
 func (a *Agent) validateAddrs(in api.Port, p *port) error {
 	vn := p.net.vn()
-	ip, err := netip.ParseAddr(in.IP)
-	if err != nil || !ip.Is4() {
-		return api.BadRequest("port %s: ip %q is not an IPv4 address", in.ID, in.IP)
+	ip, err := a.portIP(in, vn)
+	if err != nil {
+		return err
 	}
 	if !vn.prefix.Contains(ip) || ip == vn.prefix.Addr() || ip == lastAddr(vn.prefix) || ip == vn.gw || ip == vn.dns {
 		return api.BadRequest("port %s: ip %s is not a usable host address of %s (gateway %s, dns %s reserved)",
 			in.ID, ip, vn.prefix, vn.gw, vn.dns)
 	}
-	mac, err := net.ParseMAC(in.MAC)
-	if err != nil || len(mac) != 6 || mac[0]&1 == 1 || mac.String() == "00:00:00:00:00:00" {
-		return api.BadRequest("port %s: mac %q is not a unicast Ethernet MAC", in.ID, in.MAC)
-	}
-	if mac.String() == a.cfg.MAC.String() {
-		return api.BadRequest("port %s: mac %s is the vRouter's own", in.ID, mac)
+	mac, err := a.portMAC(in)
+	if err != nil {
+		return err
 	}
 	p.ip = ip
 	copy(p.mac[:], mac)
 	p.spec.IP, p.spec.MAC = ip.String(), mac.String()
 	return nil
+}
+
+// portIP is the requested address, or the VN's lowest free one.
+func (a *Agent) portIP(in api.Port, vn *network) (netip.Addr, error) {
+	if in.IP == "" {
+		return a.allocIP(in.ID, vn)
+	}
+	ip, err := netip.ParseAddr(in.IP)
+	if err != nil || !ip.Is4() {
+		return netip.Addr{}, api.BadRequest("port %s: ip %q is not an IPv4 address", in.ID, in.IP)
+	}
+	return ip, nil
+}
+
+// allocIP returns the lowest host address of vn that no port holds, skipping
+// the network, broadcast, gateway and DNS addresses.
+func (a *Agent) allocIP(id string, vn *network) (netip.Addr, error) {
+	used := map[netip.Addr]bool{vn.gw: true, vn.dns: true}
+	for _, q := range a.ports {
+		if q.net.vn() == vn && q.spec.ID != id {
+			used[q.ip] = true
+		}
+	}
+	last := lastAddr(vn.prefix)
+	for ip := vn.prefix.Addr().Next(); ip.IsValid() && ip.Less(last); ip = ip.Next() {
+		if !used[ip] {
+			return ip, nil
+		}
+	}
+	return netip.Addr{}, api.Conflict("port %s: network %s (%s) has no free address", id, vn.spec.Key(), vn.prefix)
+}
+
+// portMAC is the requested MAC, or a random locally administered unicast
+// one that no port holds.
+func (a *Agent) portMAC(in api.Port) (net.HardwareAddr, error) {
+	if in.MAC != "" {
+		mac, err := net.ParseMAC(in.MAC)
+		if err != nil || len(mac) != 6 || mac[0]&1 == 1 || mac.String() == "00:00:00:00:00:00" {
+			return nil, api.BadRequest("port %s: mac %q is not a unicast Ethernet MAC", in.ID, in.MAC)
+		}
+		if mac.String() == a.cfg.MAC.String() {
+			return nil, api.BadRequest("port %s: mac %s is the vRouter's own", in.ID, mac)
+		}
+		return mac, nil
+	}
+	for range 16 {
+		mac := make(net.HardwareAddr, 6)
+		if _, err := rand.Read(mac[1:]); err != nil {
+			return nil, api.Errorf(http.StatusInternalServerError, "port %s: generating a mac: %v", in.ID, err)
+		}
+		mac[0] = 0x02
+		if !a.macUsed([6]byte(mac), in.ID) && mac.String() != a.cfg.MAC.String() {
+			return mac, nil
+		}
+	}
+	return nil, api.Errorf(http.StatusInternalServerError, "port %s: no unused mac after 16 tries", in.ID)
+}
+
+func (a *Agent) macUsed(m [6]byte, id string) bool {
+	for _, q := range a.ports {
+		if q.mac == m && q.spec.ID != id {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *Agent) checkUnique(p *port) error {
@@ -118,7 +195,8 @@ func (a *Agent) checkUnique(p *port) error {
 }
 
 func samePort(a, b api.Port) bool {
-	return a.Network == b.Network && a.HostIfName == b.HostIfName && a.IP == b.IP && a.MAC == b.MAC
+	a.Vif, b.Vif = 0, 0
+	return reflect.DeepEqual(a, b)
 }
 
 func lastAddr(p netip.Prefix) netip.Addr {
@@ -130,6 +208,8 @@ func lastAddr(p netip.Prefix) netip.Addr {
 
 func (p *port) view() api.Port {
 	v := p.spec
+	vn := p.net.vn()
+	v.PrefixLen, v.Gateway = vn.prefix.Bits(), vn.spec.Gateway
 	v.State = "up"
 	if p.ifindex == 0 {
 		v.State = "down: " + p.reason

@@ -113,6 +113,45 @@ func (c *Client) ListPorts(ctx context.Context) ([]Port, error) {
 	return out, c.do(ctx, http.MethodGet, "/v1/ports", nil, &out)
 }
 
+// ApplyPod creates or replaces what xvrd knows of a pod (its annotations).
+func (c *Client) ApplyPod(ctx context.Context, p Pod) (Pod, error) {
+	var out Pod
+	return out, c.do(ctx, http.MethodPut, podPath(p.Namespace, p.Name), p, &out)
+}
+
+// DeletePod forgets a pod; a missing one is a 404 *Error (see IgnoreNotFound).
+func (c *Client) DeletePod(ctx context.Context, namespace, name string) error {
+	return c.do(ctx, http.MethodDelete, podPath(namespace, name), nil, nil)
+}
+
+// GetPod returns one pod.
+func (c *Client) GetPod(ctx context.Context, namespace, name string) (Pod, error) {
+	var out Pod
+	return out, c.do(ctx, http.MethodGet, podPath(namespace, name), nil, &out)
+}
+
+// ListPods returns every pod xvrd knows.
+func (c *Client) ListPods(ctx context.Context) ([]Pod, error) {
+	var out []Pod
+	return out, c.do(ctx, http.MethodGet, "/v1/pods", nil, &out)
+}
+
+// PodNetworkStatus returns the pod's network-status entries, eth0 first.
+func (c *Client) PodNetworkStatus(ctx context.Context, namespace, name string) ([]NetworkStatus, error) {
+	var out []NetworkStatus
+	return out, c.do(ctx, http.MethodGet, podPath(namespace, name)+"/network-status", nil, &out)
+}
+
+// GC deletes the CNI-made ports not listed as valid and says which.
+func (c *Client) GC(ctx context.Context, req GCRequest) (GCResult, error) {
+	var out GCResult
+	return out, c.do(ctx, http.MethodPost, "/v1/gc", req, &out)
+}
+
+func podPath(namespace, name string) string {
+	return "/v1/pods/" + esc(namespace) + "/" + esc(name)
+}
+
 // ApplyRoute creates or updates a static route and returns it as stored.
 func (c *Client) ApplyRoute(ctx context.Context, r Route) (Route, error) {
 	var out Route

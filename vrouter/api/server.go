@@ -49,6 +49,12 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("PUT /v1/ports/{id...}", s.applyPort)
 	mux.HandleFunc("GET /v1/ports/{id...}", s.getPort)
 	mux.HandleFunc("DELETE /v1/ports/{id...}", s.deletePort)
+	mux.HandleFunc("GET /v1/pods", s.listPods)
+	mux.HandleFunc("PUT /v1/pods/{namespace}/{name}", s.applyPod)
+	mux.HandleFunc("GET /v1/pods/{namespace}/{name}", s.getPod)
+	mux.HandleFunc("DELETE /v1/pods/{namespace}/{name}", s.deletePod)
+	mux.HandleFunc("GET /v1/pods/{namespace}/{name}/network-status", s.podNetworkStatus)
+	mux.HandleFunc("POST /v1/gc", s.gc)
 	mux.HandleFunc("GET /v1/routes", s.listRoutes)
 	mux.HandleFunc("PUT /v1/routes", s.applyRoute)
 	mux.HandleFunc("DELETE /v1/routes/{namespace}/{name}/{prefix...}", s.deleteRoute)
@@ -107,7 +113,7 @@ func (s *server) applyPort(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, r, nil, err)
 		return
 	}
-	p.Vif, p.State = 0, ""
+	p.Vif, p.State, p.PrefixLen, p.Gateway = 0, "", 0, ""
 	out, err := s.b.ApplyPort(r.Context(), p)
 	s.reply(w, r, out, err)
 }
@@ -119,6 +125,53 @@ func (s *server) getPort(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) deletePort(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, r, nil, s.b.DeletePort(r.Context(), r.PathValue("id")))
+}
+
+func (s *server) listPods(w http.ResponseWriter, r *http.Request) {
+	s.reply(w, r, nonNil(s.b.ListPods(r.Context())), nil)
+}
+
+func (s *server) applyPod(w http.ResponseWriter, r *http.Request) {
+	var p Pod
+	if !s.decode(w, r, &p) {
+		return
+	}
+	if err := pathAgrees(&p.Namespace, r.PathValue("namespace"), "namespace"); err != nil {
+		s.reply(w, r, nil, err)
+		return
+	}
+	if err := pathAgrees(&p.Name, r.PathValue("name"), "name"); err != nil {
+		s.reply(w, r, nil, err)
+		return
+	}
+	out, err := s.b.ApplyPod(r.Context(), p)
+	s.reply(w, r, out, err)
+}
+
+func (s *server) getPod(w http.ResponseWriter, r *http.Request) {
+	out, err := s.b.GetPod(r.Context(), r.PathValue("namespace"), r.PathValue("name"))
+	s.reply(w, r, out, err)
+}
+
+func (s *server) deletePod(w http.ResponseWriter, r *http.Request) {
+	s.reply(w, r, nil, s.b.DeletePod(r.Context(), r.PathValue("namespace"), r.PathValue("name")))
+}
+
+func (s *server) podNetworkStatus(w http.ResponseWriter, r *http.Request) {
+	out, err := s.b.PodNetworkStatus(r.Context(), r.PathValue("namespace"), r.PathValue("name"))
+	s.reply(w, r, nonNil(out), err)
+}
+
+func (s *server) gc(w http.ResponseWriter, r *http.Request) {
+	var req GCRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	out, err := s.b.GC(r.Context(), req)
+	if out.Removed == nil {
+		out.Removed = []string{}
+	}
+	s.reply(w, r, out, err)
 }
 
 func (s *server) listRoutes(w http.ResponseWriter, r *http.Request) {

@@ -20,6 +20,16 @@ import (
 // DefaultSocket is where xvrd listens unless told otherwise.
 const DefaultSocket = "/run/xvr/xvrd.sock"
 
+// Well-known names.
+const (
+	// NetworksAnnotation selects a pod's extra networks.
+	NetworksAnnotation = "k8s.v1.cni.cncf.io/networks"
+	// NetworkStatusAnnotation lists a pod's interfaces.
+	NetworkStatusAnnotation = "k8s.v1.cni.cncf.io/network-status"
+	// DefaultNetworkName is the cluster default pod network every pod gets as eth0.
+	DefaultNetworkName = "cluster-wide-default"
+)
+
 // Network is a virtual network (VN) as declared by a NetworkAttachmentDefinition.
 // It is keyed by the NAD's Namespace and Name.
 type Network struct {
@@ -71,9 +81,25 @@ type Port struct {
 	// HostIfName is the host-side veth, which xvrd opens with AF_XDP.
 	HostIfName string `json:"hostIfName"`
 	// IP is the pod's IPv4 address on this interface (inside the VN's CIDR).
+	// Empty asks xvrd's IPAM for the lowest free address of the VN; an
+	// address, once given, stays the port's for its lifetime.
 	IP string `json:"ip"`
-	// MAC is the pod-side MAC address, unicast.
+	// MAC is the pod-side MAC address, unicast. Empty asks xvrd for a
+	// locally administered one (02:…), unique on the node.
 	MAC string `json:"mac"`
+
+	// Pod, ContainerID, IfName and Index say whose interface this is; the
+	// CNI sets them, hand-made ports may leave them empty.
+	Pod *PodRef `json:"pod,omitempty"`
+	// ContainerID is the sandbox (CNI_CONTAINERID) the port was made for;
+	// GC and DEL work by it.
+	ContainerID string `json:"containerID,omitempty"`
+	// IfName is the interface name inside the pod (eth0, eth1, …).
+	IfName string `json:"ifName,omitempty"`
+	// Index orders the pod's interfaces (eth0 is 0) in its network-status.
+	Index int `json:"index,omitempty"`
+	// DefaultRoute marks the interface that carries the pod's default route.
+	DefaultRoute bool `json:"defaultRoute,omitempty"`
 
 	// Fields below are set by xvrd and ignored on input.
 
@@ -81,6 +107,57 @@ type Port struct {
 	Vif uint32 `json:"vif,omitempty"`
 	// State is "up", or "down: <reason>" while the veth cannot be opened.
 	State string `json:"state,omitempty"`
+	// PrefixLen and Gateway are the VN's, for configuring the pod side.
+	PrefixLen int    `json:"prefixLen,omitempty"`
+	Gateway   string `json:"gateway,omitempty"`
+}
+
+// PodRef names the Kubernetes pod a port belongs to.
+type PodRef struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	UID       string `json:"uid,omitempty"`
+}
+
+// Pod is what xvrd knows of a pod besides its ports: its annotations, of
+// which k8s.v1.cni.cncf.io/networks selects the pod's extra networks. In
+// standalone mode `xvrctl pod apply -f pod.yaml` sets it from the pod's
+// manifest; with Kubernetes the controller keeps it in sync.
+type Pod struct {
+	Namespace   string            `json:"namespace"`
+	Name        string            `json:"name"`
+	UID         string            `json:"uid,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// Key is "namespace/name".
+func (p Pod) Key() string { return p.Namespace + "/" + p.Name }
+
+// NetworkStatus is one entry of the k8s.v1.cni.cncf.io/network-status
+// annotation (multi-network spec v1.3, §4.1.2).
+type NetworkStatus struct {
+	Name      string   `json:"name"`
+	Interface string   `json:"interface"`
+	IPs       []string `json:"ips"`
+	Mac       string   `json:"mac"`
+	Default   bool     `json:"default"`
+	DNS       struct{} `json:"dns"`
+}
+
+// Attachment is one element of CNI GC's cni.dev/valid-attachments.
+type Attachment struct {
+	ContainerID string `json:"containerID"`
+	IfName      string `json:"ifname"`
+}
+
+// GCRequest asks xvrd to delete every CNI-made port not in ValidAttachments.
+type GCRequest struct {
+	ValidAttachments []Attachment `json:"validAttachments"`
+}
+
+// GCResult lists the ports GC deleted.
+type GCResult struct {
+	Removed []string `json:"removed"`
 }
 
 // Route is a static route in a VN. Routes to local ports are implicit (a
@@ -178,6 +255,16 @@ type Backend interface {
 	DeletePort(ctx context.Context, id string) error
 	GetPort(ctx context.Context, id string) (Port, error)
 	ListPorts(ctx context.Context) []Port
+
+	ApplyPod(ctx context.Context, p Pod) (Pod, error)
+	DeletePod(ctx context.Context, namespace, name string) error
+	GetPod(ctx context.Context, namespace, name string) (Pod, error)
+	ListPods(ctx context.Context) []Pod
+	// PodNetworkStatus lists the pod's interfaces (its newest sandbox's),
+	// eth0 first, as the network-status annotation carries them.
+	PodNetworkStatus(ctx context.Context, namespace, name string) ([]NetworkStatus, error)
+	// GC deletes the CNI-made ports whose (container, interface) is not valid.
+	GC(ctx context.Context, req GCRequest) (GCResult, error)
 
 	ApplyRoute(ctx context.Context, r Route) (Route, error)
 	DeleteRoute(ctx context.Context, network, prefix string) error

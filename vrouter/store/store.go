@@ -37,6 +37,7 @@ var (
 	bucketNetworks = []byte("networks")
 	bucketPorts    = []byte("ports")
 	bucketRoutes   = []byte("routes")
+	bucketPods     = []byte("pods")
 	bucketMeta     = []byte("meta")
 	keySchema      = []byte("schema")
 )
@@ -71,7 +72,7 @@ func Open(path string) (*Store, error) {
 
 // initBuckets creates the buckets and checks the schema version.
 func initBuckets(tx *bolt.Tx) error {
-	for _, name := range [][]byte{bucketNetworks, bucketPorts, bucketRoutes, bucketMeta} {
+	for _, name := range [][]byte{bucketNetworks, bucketPorts, bucketRoutes, bucketPods, bucketMeta} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("creating bucket %s: %w", name, err)
 		}
@@ -144,6 +145,22 @@ func (s *Store) DeleteRoute(network, prefix string) error {
 
 // Routes returns every stored route, ordered by network then prefix (as strings).
 func (s *Store) Routes() ([]api.Route, error) { return list[api.Route](s, bucketRoutes) }
+
+// PutPod stores p under namespace/name, replacing any previous value.
+func (s *Store) PutPod(p api.Pod) error {
+	if p.Namespace == "" || p.Name == "" {
+		return errors.New("store: pod without namespace or name")
+	}
+	return s.put(bucketPods, p.Key(), p)
+}
+
+// DeletePod removes a pod; removing a missing one is not an error.
+func (s *Store) DeletePod(namespace, name string) error {
+	return s.delete(bucketPods, namespace+"/"+name)
+}
+
+// Pods returns every stored pod, ordered by key.
+func (s *Store) Pods() ([]api.Pod, error) { return list[api.Pod](s, bucketPods) }
 
 // routeKey joins network and prefix with '|', which neither may contain.
 func routeKey(network, prefix string) string { return network + "|" + prefix }

@@ -36,6 +36,7 @@ type Backend struct {
 	failFn func(method string) error
 	panics bool
 	drops  []api.DropStat
+	pods   map[string]api.Pod
 }
 
 // SetFail makes every method that can fail call f first with its name
@@ -435,4 +436,108 @@ func sorted[V any](m map[string]V) []V {
 		out = append(out, m[k])
 	}
 	return out
+}
+
+// ApplyPod implements api.Backend.
+func (b *Backend) ApplyPod(_ context.Context, p api.Pod) (api.Pod, error) {
+	if err := b.fail("ApplyPod"); err != nil {
+		return api.Pod{}, err
+	}
+	if p.Namespace == "" || p.Name == "" {
+		return api.Pod{}, api.BadRequest("pod namespace and name are required")
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.pods == nil {
+		b.pods = map[string]api.Pod{}
+	}
+	b.pods[p.Key()] = p
+	return p, nil
+}
+
+// DeletePod implements api.Backend.
+func (b *Backend) DeletePod(_ context.Context, namespace, name string) error {
+	if err := b.fail("DeletePod"); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.pods[namespace+"/"+name]; !ok {
+		return api.NotFound("pod %s/%s not found", namespace, name)
+	}
+	delete(b.pods, namespace+"/"+name)
+	return nil
+}
+
+// GetPod implements api.Backend.
+func (b *Backend) GetPod(_ context.Context, namespace, name string) (api.Pod, error) {
+	if err := b.fail("GetPod"); err != nil {
+		return api.Pod{}, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p, ok := b.pods[namespace+"/"+name]
+	if !ok {
+		return api.Pod{}, api.NotFound("pod %s/%s not found", namespace, name)
+	}
+	return p, nil
+}
+
+// ListPods implements api.Backend.
+func (b *Backend) ListPods(context.Context) []api.Pod {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]api.Pod, 0, len(b.pods))
+	for _, p := range b.pods {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
+	return out
+}
+
+// PodNetworkStatus implements api.Backend: the pod's ports in index order.
+func (b *Backend) PodNetworkStatus(_ context.Context, namespace, name string) ([]api.NetworkStatus, error) {
+	if err := b.fail("PodNetworkStatus"); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var ports []api.Port
+	for _, p := range b.ports {
+		if p.Pod != nil && p.Pod.Namespace == namespace && p.Pod.Name == name {
+			ports = append(ports, p)
+		}
+	}
+	if len(ports) == 0 {
+		return nil, api.NotFound("pod %s/%s has no interfaces", namespace, name)
+	}
+	sort.Slice(ports, func(i, j int) bool { return ports[i].Index < ports[j].Index })
+	out := make([]api.NetworkStatus, 0, len(ports))
+	for _, p := range ports {
+		out = append(out, api.NetworkStatus{Name: p.Network, Interface: p.IfName, IPs: []string{p.IP}, Mac: p.MAC,
+			Default: p.Index == 0})
+	}
+	return out, nil
+}
+
+// GC implements api.Backend.
+func (b *Backend) GC(_ context.Context, req api.GCRequest) (api.GCResult, error) {
+	if err := b.fail("GC"); err != nil {
+		return api.GCResult{}, err
+	}
+	valid := map[api.Attachment]bool{}
+	for _, v := range req.ValidAttachments {
+		valid[v] = true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	res := api.GCResult{Removed: []string{}}
+	for id, p := range b.ports {
+		if p.ContainerID != "" && !valid[api.Attachment{ContainerID: p.ContainerID, IfName: p.IfName}] {
+			delete(b.ports, id)
+			res.Removed = append(res.Removed, id)
+		}
+	}
+	sort.Strings(res.Removed)
+	return res, nil
 }
