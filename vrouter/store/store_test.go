@@ -202,3 +202,29 @@ func TestCorruptValue(t *testing.T) {
 		t.Error("corrupt value listed without error")
 	}
 }
+
+func TestPods(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "xvrd.db")
+	s := open(t, path)
+	p := api.Pod{Namespace: "default", Name: "web", UID: "u1", Annotations: map[string]string{api.NetworksAnnotation: "a,b/c"}}
+	if err := s.PutPod(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutPod(api.Pod{Name: "x"}); err == nil {
+		t.Fatal("pod without namespace stored")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, path)
+	pods, err := s.Pods()
+	if err != nil || len(pods) != 1 || pods[0].Annotations[api.NetworksAnnotation] != "a,b/c" || pods[0].UID != "u1" {
+		t.Fatalf("pods after reopen: %+v %v", pods, err)
+	}
+	if err := s.DeletePod("default", "web"); err != nil {
+		t.Fatal(err)
+	}
+	if pods, _ := s.Pods(); len(pods) != 0 {
+		t.Fatalf("pod not deleted: %+v", pods)
+	}
+}
