@@ -220,6 +220,7 @@ func (p *port) view() api.Port {
 // openPort attaches the XDP program and opens one socket per poller queue.
 // Failure leaves the port down with the reason; Reconcile retries.
 func (a *Agent) openPort(ctx context.Context, p *port) {
+	ctx = context.WithoutCancel(ctx) // half-opened ports must not be left behind by a hung-up client
 	// Sockets are registered before the program is attached, so that no
 	// frame of an attached device finds its queue without a socket.
 	ifindex, queues, err := a.cfg.Links.Lookup(p.spec.HostIfName)
@@ -232,8 +233,10 @@ func (a *Agent) openPort(ctx context.Context, p *port) {
 	}
 	if err != nil {
 		a.closePort(ctx, p)
+		if p.reason != err.Error() { // Reconcile retries: log changes only
+			a.cfg.Log.Warn("port down", "port", p.spec.ID, "dev", p.spec.HostIfName, "err", err)
+		}
 		p.reason = err.Error()
-		a.cfg.Log.Warn("port down", "port", p.spec.ID, "dev", p.spec.HostIfName, "err", err)
 		return
 	}
 	p.reason = ""
@@ -260,6 +263,7 @@ func (a *Agent) openQueues(ctx context.Context, p *port, queues int) error {
 // closePort closes the port's sockets and detaches the program; errors are
 // logged: the port is going away or being retried either way.
 func (a *Agent) closePort(ctx context.Context, p *port) {
+	ctx = context.WithoutCancel(ctx) // a socket left open would serve a reused vif id
 	for q := 0; q < min(p.queues, len(a.cfg.Pollers)); q++ {
 		pl := a.cfg.Pollers[q]
 		if err := pl.Do(ctx, func() error { return pl.RemovePort(p.spec.Vif) }); err != nil {
