@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 CMDS    := $(notdir $(wildcard cmd/*))
 
-.PHONY: all build deps test test-unit fmt-check vet bench-smoke bench demo generate clean
+.PHONY: all build deps test test-unit fmt-check vet bench demo demo-single-node generate clean
 
 all: build
 
@@ -14,6 +14,7 @@ deps:
 build:
 	mkdir -p bin
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ $(addprefix ./cmd/,$(CMDS))
+	$(GO) build -o bin/cnitool github.com/containernetworking/cni/cnitool
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -36,6 +37,9 @@ bench: deps
 
 demo: deps build
 	./scripts/demo.sh
+
+demo-single-node: deps build
+	./scripts/demo-single-node.sh
 
 generate:
 	cd vrouter/xdpprog && $(GO) generate

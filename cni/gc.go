@@ -1,0 +1,99 @@
+package cni
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/xvr-project/xvr/vrouter/api"
+)
+
+// cmdStatus reports whether xvrd answers (code 50 when it does not).
+func cmdStatus(args *skel.CmdArgs) error {
+	conf, err := ParseConfig(args.StdinData)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	c := api.NewClient(conf.Socket)
+	defer c.Close()
+	if _, err := c.Status(ctx); err != nil {
+		return types.NewError(ErrPluginNotAvailable, "xvrd is not available: "+err.Error(), "")
+	}
+	return nil
+}
+
+// cmdGC deletes the ports and host veths of every sandbox not named in
+// cni.dev/valid-attachments. The runtime knows only the CNI_IFNAME (eth0)
+// of each sandbox; the plugin made the others, so a sandbox is valid as a
+// whole and xvrd is sent every port of the valid sandboxes.
+func cmdGC(args *skel.CmdArgs) error {
+	conf, err := ParseConfig(args.StdinData)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	c := api.NewClient(conf.Socket)
+	defer c.Close()
+	valid := map[string]bool{}
+	for _, a := range conf.ValidAttachments {
+		valid[a.ContainerID] = true
+	}
+	removed, err := gcPorts(ctx, c, conf.ValidAttachments, valid)
+	if err != nil {
+		return err
+	}
+	return gcVeths(conf.HostNetns, valid, removed)
+}
+
+func gcPorts(ctx context.Context, c *api.Client, given []types.GCAttachment, valid map[string]bool) ([]string, error) {
+	ports, err := c.ListPorts(ctx)
+	if err != nil {
+		return nil, apiError(err, "listing ports")
+	}
+	req := api.GCRequest{ValidAttachments: []api.Attachment{}}
+	for _, a := range given {
+		req.ValidAttachments = append(req.ValidAttachments, api.Attachment{ContainerID: a.ContainerID, IfName: a.IfName})
+	}
+	for _, p := range ports {
+		if p.ContainerID != "" && valid[p.ContainerID] {
+			req.ValidAttachments = append(req.ValidAttachments, api.Attachment{ContainerID: p.ContainerID, IfName: p.IfName})
+		}
+	}
+	res, err := c.GC(ctx, req)
+	if err != nil {
+		return nil, apiError(err, "gc")
+	}
+	return res.Removed, nil
+}
+
+// gcVeths deletes the host veths of removed ports and every own veth whose
+// sandbox is not valid.
+func gcVeths(hostNetns string, valid map[string]bool, removed []string) error {
+	host, err := openHostSide(hostNetns)
+	if err != nil {
+		return fmt.Errorf("gc: %w", err)
+	}
+	defer host.Close()
+	names := map[string]bool{}
+	for _, id := range removed {
+		if i := strings.LastIndexByte(id, '/'); i > 0 && !valid[id[:i]] {
+			names[HostIfName(id[:i], id[i+1:])] = true
+		}
+	}
+	own, err := host.ownLinks()
+	if err != nil {
+		return err
+	}
+	for _, l := range own {
+		if !valid[l.containerID] {
+			names[l.name] = true
+		}
+	}
+	return host.delLinks(names)
+}
