@@ -146,6 +146,10 @@ func (a *adder) attach(ctx context.Context, at Attachment) (iface, error) {
 	if err != nil {
 		return iface{}, apiError(err, fmt.Sprintf("%s on network %s", at.IfName, at.Network))
 	}
+	if got.State != "up" { // e.g. the poller has no room for another socket
+		return iface{}, types.NewError(types.ErrTryAgainLater,
+			fmt.Sprintf("%s on network %s: xvrd could not open the port: %s", at.IfName, at.Network, got.State), "")
+	}
 	pi, err := podIfFromPort(at, got)
 	if err != nil {
 		return iface{}, err

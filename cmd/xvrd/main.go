@@ -52,7 +52,7 @@ func main() {
 	flag.IntVar(&o.pollers, "pollers", 1, "forwarding threads; poller i serves queue i of every port")
 	flag.StringVar(&o.mac, "mac", "02:78:76:72:00:01", "the vRouter's MAC (gateway ARP answer, source of forwarded frames)")
 	flag.StringVar(&o.cluster, "cluster", "k8s", "cluster name used in Contrail VN names")
-	flag.IntVar(&o.frames, "frames", 65536, "UMEM frames per poller (2 KiB each); a poller serves frames/1024 sockets")
+	flag.IntVar(&o.frames, "frames", 32768, "UMEM frames per poller (2 KiB each); a poller serves frames/1024 sockets")
 	flag.DurationVar(&o.reconcile, "reconcile", 2*time.Second, "how often ports that are down are retried")
 	flag.BoolVar(&o.debug, "debug", false, "debug logging")
 	flag.StringVar(&o.defCIDR, "default-cidr", "198.19.0.0/16", "CIDR of the cluster default pod network (default/"+api.DefaultNetworkName+", every pod's eth0); empty: none")

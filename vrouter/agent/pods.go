@@ -97,17 +97,18 @@ func (a *Agent) PodNetworkStatus(ctx context.Context, namespace, name string) ([
 	return out, nil
 }
 
-// GC deletes every CNI-made port (one with a container ID) whose
-// (container, interface) is not among the valid attachments.
+// GC deletes every CNI-made port (one with a container ID) whose sandbox
+// has no valid attachment. One CNI attachment (container, CNI_IFNAME=eth0)
+// makes all of a pod's interfaces, so a listed container keeps all its ports.
 func (a *Agent) GC(ctx context.Context, req api.GCRequest) (api.GCResult, error) {
-	valid := map[api.Attachment]bool{}
+	valid := map[string]bool{}
 	for _, v := range req.ValidAttachments {
-		valid[v] = true
+		valid[v.ContainerID] = true
 	}
 	a.mu.Lock()
 	var doomed []string
 	for id, p := range a.ports {
-		if p.spec.ContainerID != "" && !valid[api.Attachment{ContainerID: p.spec.ContainerID, IfName: p.spec.IfName}] {
+		if p.spec.ContainerID != "" && !valid[p.spec.ContainerID] {
 			doomed = append(doomed, id)
 		}
 	}

@@ -150,7 +150,8 @@ type Attachment struct {
 	IfName      string `json:"ifname"`
 }
 
-// GCRequest asks xvrd to delete every CNI-made port not in ValidAttachments.
+// GCRequest asks xvrd to delete every CNI-made port whose container has no
+// valid attachment (one attachment makes all of a pod's interfaces).
 type GCRequest struct {
 	ValidAttachments []Attachment `json:"validAttachments"`
 }

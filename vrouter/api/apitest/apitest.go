@@ -525,15 +525,15 @@ func (b *Backend) GC(_ context.Context, req api.GCRequest) (api.GCResult, error)
 	if err := b.fail("GC"); err != nil {
 		return api.GCResult{}, err
 	}
-	valid := map[api.Attachment]bool{}
+	valid := map[string]bool{}
 	for _, v := range req.ValidAttachments {
-		valid[v] = true
+		valid[v.ContainerID] = true
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	res := api.GCResult{Removed: []string{}}
 	for id, p := range b.ports {
-		if p.ContainerID != "" && !valid[api.Attachment{ContainerID: p.ContainerID, IfName: p.IfName}] {
+		if p.ContainerID != "" && !valid[p.ContainerID] {
 			delete(b.ports, id)
 			res.Removed = append(res.Removed, id)
 		}
