@@ -40,6 +40,8 @@ type options struct {
 	mac       string
 	cluster   string
 	frames    int
+	umems     int
+	fill      int
 	reconcile time.Duration
 	debug     bool
 	defCIDR   string
@@ -52,7 +54,9 @@ func main() {
 	flag.IntVar(&o.pollers, "pollers", 1, "forwarding threads; poller i serves queue i of every port")
 	flag.StringVar(&o.mac, "mac", "02:78:76:72:00:01", "the vRouter's MAC (gateway ARP answer, source of forwarded frames)")
 	flag.StringVar(&o.cluster, "cluster", "k8s", "cluster name used in Contrail VN names")
-	flag.IntVar(&o.frames, "frames", 32768, "UMEM frames per poller (2 KiB each); a poller serves frames/1024 sockets")
+	flag.IntVar(&o.frames, "frames", 8192, "frames (2 KiB each) per UMEM; a UMEM serves frames/(2*fill) sockets")
+	flag.IntVar(&o.fill, "fill", dataplane.DefaultFillTarget, "frames each socket keeps in its fill ring (deeper absorbs bursts; see docs/benchmarks.md)")
+	flag.IntVar(&o.umems, "umems", dataplane.DefaultMaxUmems, "UMEMs a poller may make as ports come")
 	flag.DurationVar(&o.reconcile, "reconcile", 2*time.Second, "how often ports that are down are retried")
 	flag.BoolVar(&o.debug, "debug", false, "debug logging")
 	flag.StringVar(&o.defCIDR, "default-cidr", "198.19.0.0/16", "CIDR of the cluster default pod network (default/"+api.DefaultNetworkName+", every pod's eth0); empty: none")
@@ -77,6 +81,9 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	}
 	if o.pollers < 1 || o.pollers > 64 {
 		return fmt.Errorf("-pollers %d out of range 1..64", o.pollers)
+	}
+	if o.fill < 64 || o.fill > 2048 || o.frames < 2*o.fill {
+		return fmt.Errorf("-fill %d must be 64..2048 and at most half of -frames %d", o.fill, o.frames)
 	}
 	if err := os.MkdirAll(dirOf(o.db), 0o700); err != nil {
 		return fmt.Errorf("creating state directory: %w", err)
@@ -103,6 +110,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 		if err != nil {
 			return fmt.Errorf("starting poller %d: %w", i, err)
 		}
+		p.MaxUmems, p.FillTarget = o.umems, o.fill
 		pollers[i] = p
 		wg.Add(1)
 		go func() {

@@ -18,15 +18,18 @@ const BatchSize = 64
 
 // DefaultFillTarget is how many frames each socket keeps lent to the kernel
 // for reception unless Poller.FillTarget says otherwise. Frames in a fill
-// ring stay lent until the kernel fills them, so a poller never promises its
-// sockets more than half its UMEM (the rest is for frames in flight): it
-// serves at most frames/(2*FillTarget) sockets and refuses more with
-// ErrPollerFull. 512 keeps TCP bursts from finding the ring empty on a busy
-// 2-core node (256 did not: see docs/benchmarks.md).
+// ring stay lent until the kernel fills them, so a UMEM never promises its
+// sockets more than half its frames (the rest is for frames in flight): it
+// serves at most frames/(2*FillTarget) sockets. 512 keeps TCP bursts from
+// finding the ring empty on a busy 2-core node (256 did not: see
+// docs/benchmarks.md).
 const DefaultFillTarget = 512
 
-// ErrPollerFull is returned by AddPort when the UMEM cannot back another
-// socket's fill ring.
+// DefaultMaxUmems bounds how many UMEMs a poller makes.
+const DefaultMaxUmems = 64
+
+// ErrPollerFull is returned by AddPort when no UMEM of the poller can back
+// another socket's fill ring and it may not make another.
 var ErrPollerFull = errors.New("poller full")
 
 // VifStats are one vif's live counters. A poller is the only writer of the
@@ -68,6 +71,7 @@ type Socket interface {
 type Umem[S Socket] interface {
 	Mem() []byte
 	FrameSize() int
+	Alloc() (addr uint64, ok bool)
 	Free(addr uint64)
 	FreeFrames() int
 	Open(ifindex int, opts afxdp.SocketOptions) (S, error)
@@ -80,9 +84,30 @@ var _ Umem[*afxdp.Socket] = (*afxdp.Umem)(nil)
 type frameStore interface {
 	Mem() []byte
 	FrameSize() int
+	Alloc() (addr uint64, ok bool)
 	Free(addr uint64)
 	FreeFrames() int
 	Close() error
+}
+
+// group is one UMEM of a poller and the sockets sharing it. Forwarding
+// between two sockets of a group moves the descriptor; between groups the
+// frame is copied into the egress group's UMEM.
+//
+// A UMEM serves a bounded number of sockets because every socket bound to a
+// shared UMEM on another device makes the kernel allocate per-chunk state
+// for the whole UMEM (bind costs ~0.45 µs and ~128 B per chunk): many small
+// UMEMs keep both the bind time and that memory proportional to the sockets.
+type group struct {
+	store   frameStore
+	open    openFunc
+	frames  int
+	sockets int
+}
+
+// groupOf wraps a fresh UMEM.
+func groupOf[S Socket](u Umem[S]) *group {
+	return &group{store: u, open: opener(u), frames: u.FreeFrames()}
 }
 
 // openFunc opens a socket on a poller's UMEM.
@@ -97,6 +122,7 @@ type port struct {
 	ifindex int
 	queue   int
 	sock    Socket
+	g       *group
 	stats   *VifStats
 	txq     []afxdp.Desc
 	pending bool // txq has frames and the port is on the dirty list
@@ -104,11 +130,11 @@ type port struct {
 
 // Poller runs the pipeline over the sockets of one UMEM on one OS thread.
 type Poller struct {
-	cur   *Current
-	umem  frameStore
-	open  openFunc
-	bind  Binder
-	drops *DropStats
+	cur      *Current
+	groups   []*group
+	newGroup func() (*group, error) // nil: the poller keeps the UMEM it was given
+	bind     Binder
+	drops    *DropStats
 
 	// TxErrors counts transmit calls that failed outright (not a full ring).
 	TxErrors  atomic.Uint64
@@ -120,7 +146,6 @@ type Poller struct {
 	fds   []unix.PollFd
 
 	closed afxdp.Stats // kernel counters of sockets already closed
-	frames int         // frames in the UMEM
 
 	cmds    chan func()
 	started atomic.Bool
@@ -138,33 +163,50 @@ type Poller struct {
 	// FillTarget is how many frames each socket keeps in its fill ring
 	// (DefaultFillTarget); change it only before the first AddPort.
 	FillTarget int
+	// MaxUmems bounds the UMEMs a poller made by NewPoller creates as ports
+	// come (DefaultMaxUmems).
+	MaxUmems int
 }
 
-// NewPoller makes a poller over a new AF_XDP UMEM.
+// NewPoller makes a poller that creates AF_XDP UMEMs of cfg as its ports
+// need them (one to start with).
 func NewPoller(cur *Current, cfg afxdp.UmemConfig, bind Binder) (*Poller, error) {
-	u, err := afxdp.NewUmem(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("creating umem: %w", err)
+	newGroup := func() (*group, error) {
+		u, err := afxdp.NewUmem(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("creating umem: %w", err)
+		}
+		return groupOf(u), nil
 	}
-	p, err := NewPollerWith(cur, u, bind)
+	first, err := newGroup()
 	if err != nil {
-		return nil, errors.Join(err, u.Close())
+		return nil, err
 	}
+	p, err := newPoller(cur, first, bind)
+	if err != nil {
+		return nil, errors.Join(err, first.store.Close())
+	}
+	p.newGroup = newGroup
 	return p, nil
 }
 
 // NewPollerWith makes a poller over u, a fresh UMEM with no socket open
-// (tests pass an *xdptest.Umem). The poller owns u from then on: Run closes
-// it, with every socket, when it returns. On error the caller keeps u.
+// (tests pass an *xdptest.Umem), and no other. The poller owns u from then
+// on: Run closes it, with every socket, when it returns. On error the caller
+// keeps u.
 func NewPollerWith[S Socket](cur *Current, u Umem[S], bind Binder) (*Poller, error) {
+	return newPoller(cur, groupOf(u), bind)
+}
+
+func newPoller(cur *Current, first *group, bind Binder) (*Poller, error) {
 	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("creating eventfd: %w", err)
 	}
-	p := &Poller{cur: cur, umem: u, open: opener(u), bind: bind, drops: new(DropStats),
-		cmds: make(chan func(), 16), stopped: make(chan struct{}), wake: efd, SpinRounds: 4096, FillTarget: DefaultFillTarget}
-	p.pipe.FrameSize = uint64(u.FrameSize())
-	p.frames = u.FreeFrames()
+	p := &Poller{cur: cur, groups: []*group{first}, bind: bind, drops: new(DropStats),
+		cmds: make(chan func(), 16), stopped: make(chan struct{}), wake: efd, SpinRounds: 4096,
+		FillTarget: DefaultFillTarget, MaxUmems: DefaultMaxUmems}
+	p.pipe.FrameSize = uint64(first.store.FrameSize())
 	p.rebuildFDs()
 	return p, nil
 }
@@ -250,18 +292,20 @@ func (p *Poller) AddPort(vif uint32, ifindex, queue int, stats *VifStats) error 
 	if stats == nil {
 		stats = new(VifStats)
 	}
-	if fill := p.FillTarget * (len(p.ports) + 1); fill > p.frames/2 {
-		return fmt.Errorf("%w: %d sockets with %d fill frames each would lend more than half of the UMEM's %d frames (raise xvrd -frames)",
-			ErrPollerFull, len(p.ports)+1, p.FillTarget, p.frames)
-	}
-	s, err := p.open(ifindex, afxdp.SocketOptions{Queue: queue, Copy: true, FillTarget: p.FillTarget})
+	g, err := p.groupFor()
 	if err != nil {
+		return err
+	}
+	s, err := g.open(ifindex, afxdp.SocketOptions{Queue: queue, Copy: true, FillTarget: p.FillTarget})
+	if err != nil {
+		p.release(g)
 		return fmt.Errorf("opening xdp socket on ifindex %d queue %d: %w", ifindex, queue, err)
 	}
 	if err := p.bind.Register(ifindex, queue, s.FD()); err != nil {
-		return errors.Join(fmt.Errorf("steering ifindex %d queue %d: %w", ifindex, queue, err), s.Close())
+		err = errors.Join(fmt.Errorf("steering ifindex %d queue %d: %w", ifindex, queue, err), s.Close())
+		return errors.Join(err, p.release(g))
 	}
-	pt := &port{vif: vif, ifindex: ifindex, queue: queue, sock: s, stats: stats,
+	pt := &port{vif: vif, ifindex: ifindex, queue: queue, sock: s, g: g, stats: stats,
 		txq: make([]afxdp.Desc, 0, BatchSize*4)}
 	for int(vif) >= len(p.byVif) {
 		p.byVif = append(p.byVif, nil)
@@ -296,6 +340,7 @@ func (p *Poller) RemovePort(vif uint32) error {
 		if err := pt.sock.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("closing xdp socket of vif %d queue %d: %w", vif, pt.queue, err))
 		}
+		errs = append(errs, p.release(pt.g))
 	}
 	clear(p.ports[len(kept):])
 	p.ports = kept
@@ -304,6 +349,47 @@ func (p *Poller) RemovePort(vif uint32) error {
 	}
 	p.rebuildFDs()
 	return errors.Join(errs...)
+}
+
+// groupFor returns a UMEM with room for one more socket, making one if it
+// must and may, and counts the socket in it.
+func (p *Poller) groupFor() (*group, error) {
+	for _, g := range p.groups {
+		if (g.sockets+1)*p.FillTarget <= g.frames/2 {
+			g.sockets++
+			return g, nil
+		}
+	}
+	if p.newGroup == nil || len(p.groups) >= p.MaxUmems {
+		return nil, fmt.Errorf("%w: %d umems serve %d sockets with %d fill frames each (raise xvrd -frames or -umems)",
+			ErrPollerFull, len(p.groups), len(p.ports), p.FillTarget)
+	}
+	g, err := p.newGroup()
+	if err != nil {
+		return nil, err
+	}
+	p.groups = append(p.groups, g)
+	g.sockets++
+	return g, nil
+}
+
+// release uncounts a socket of g and closes g when it was the last one (the
+// first UMEM stays for the poller's life).
+func (p *Poller) release(g *group) error {
+	g.sockets--
+	if g.sockets > 0 || g == p.groups[0] {
+		return nil
+	}
+	for i, x := range p.groups {
+		if x == g {
+			p.groups = append(p.groups[:i], p.groups[i+1:]...)
+			break
+		}
+	}
+	if err := g.store.Close(); err != nil {
+		return fmt.Errorf("closing an emptied umem: %w", err)
+	}
+	return nil
 }
 
 // KernelDrops adds the drops the kernel counted on this poller's sockets,
@@ -409,7 +495,6 @@ func (p *Poller) sleep() error {
 // It returns how many frames were received.
 func (p *Poller) round() int {
 	s := p.cur.Load()
-	mem := p.umem.Mem()
 	total := 0
 	for _, pt := range p.ports {
 		n := pt.sock.Receive(p.rx[:])
@@ -423,7 +508,7 @@ func (p *Poller) round() int {
 		}
 		pt.stats.RXPackets.Add(uint64(n))
 		pt.stats.RXBytes.Add(bytes)
-		p.pipe.Process(s, mem, p.rx[:n], pt.vif, p.verdicts[:n])
+		p.pipe.Process(s, pt.g.store.Mem(), p.rx[:n], pt.vif, p.verdicts[:n])
 		p.dispatch(pt, n)
 	}
 	p.flush()
@@ -449,6 +534,13 @@ func (p *Poller) dispatch(in *port, n int) {
 			p.drop(in, d, InterfaceDown)
 			continue
 		}
+		if out.g != in.g {
+			var ok bool
+			if d, ok = p.copyAcross(in, out, d); !ok {
+				p.drop(in, d, NoFrame)
+				continue
+			}
+		}
 		if len(out.txq) == cap(out.txq) {
 			p.transmit(out)
 		}
@@ -460,8 +552,22 @@ func (p *Poller) dispatch(in *port, n int) {
 	}
 }
 
+// copyAcross copies the frame d of in's UMEM into a frame of out's, at the
+// same offset in its chunk (so the headroom is kept), and frees d. It
+// reports false, keeping d, when out's UMEM has no free frame.
+func (p *Poller) copyAcross(in, out *port, d afxdp.Desc) (afxdp.Desc, bool) {
+	base, ok := out.g.store.Alloc()
+	if !ok {
+		return d, false
+	}
+	off := d.Addr & (p.pipe.FrameSize - 1)
+	copy(out.g.store.Mem()[base+off:base+off+uint64(d.Len)], in.g.store.Mem()[d.Addr:d.Addr+uint64(d.Len)])
+	in.g.store.Free(d.Addr)
+	return afxdp.Desc{Addr: base + off, Len: d.Len}, true
+}
+
 func (p *Poller) drop(in *port, d afxdp.Desc, r Reason) {
-	p.umem.Free(d.Addr)
+	in.g.store.Free(d.Addr)
 	p.drops[r].Add(1)
 	in.stats.Drops.Add(1)
 }
@@ -489,7 +595,7 @@ func (p *Poller) transmit(out *port) {
 		bytes += uint64(d.Len)
 	}
 	for _, d := range out.txq[n:] {
-		p.umem.Free(d.Addr)
+		out.g.store.Free(d.Addr)
 		p.drops[TxRingFull].Add(1)
 		out.stats.Drops.Add(1)
 	}
@@ -503,7 +609,9 @@ func (p *Poller) close() error {
 	for len(p.ports) > 0 {
 		errs = append(errs, p.RemovePort(p.ports[0].vif))
 	}
-	errs = append(errs, p.umem.Close())
+	for _, g := range p.groups {
+		errs = append(errs, g.store.Close())
+	}
 	p.wakeMu.Lock()
 	defer p.wakeMu.Unlock()
 	if err := unix.Close(p.wake); err != nil {

@@ -23,6 +23,7 @@ const (
 	InvalidNextHop          // next hop missing or pointing at a missing vif
 	InterfaceDown           // egress vif not open on this poller
 	TxRingFull              // egress TX ring full
+	NoFrame                 // no free frame in the egress port's UMEM to copy into
 
 	// Drops the kernel counted on xvr's AF_XDP sockets (XDP_STATISTICS).
 	XSKRxDropped  // no room for the frame in the UMEM
@@ -51,6 +52,7 @@ var reasonNames = [NumReasons]string{
 	InvalidNextHop:   "invalid_nh",
 	InterfaceDown:    "interface_down",
 	TxRingFull:       "tx_ring_full",
+	NoFrame:          "no_frame",
 	XSKRxDropped:     "xsk_rx_dropped_other",
 	XSKRxRingFull:    "xsk_rx_ring_full",
 	XSKFillEmpty:     "xsk_fill_ring_empty",

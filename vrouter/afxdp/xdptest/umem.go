@@ -90,6 +90,13 @@ func (u *Umem) Free(addr uint64) {
 	u.release(addr, tagUser, "free")
 }
 
+// Alloc takes a free frame for the caller and returns its chunk address.
+func (u *Umem) Alloc() (uint64, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.take(tagUser)
+}
+
 // SetOpenError makes every later Open fail with err (nil: succeed again).
 func (u *Umem) SetOpenError(err error) {
 	u.mu.Lock()
