@@ -20,9 +20,11 @@ const BatchSize = 64
 // for reception unless Poller.FillTarget says otherwise. Frames in a fill
 // ring stay lent until the kernel fills them, so a UMEM never promises its
 // sockets more than half its frames (the rest is for frames in flight): it
-// serves at most frames/(2*FillTarget) sockets. 512 keeps TCP bursts from
-// finding the ring empty on a busy 2-core node (256 did not: see
-// docs/benchmarks.md).
+// serves at most frames/(2*FillTarget) sockets. On a busy 2-core node a
+// single TCP stream at ~1.5 Gbit/s still finds the ring empty now and then
+// at 512 (0.2-0.7 % retransmits), none at 1024, many at 256: 512 balances
+// that against the time a socket takes to bind, which grows with the UMEM
+// (docs/benchmarks.md). xvrd -fill changes it.
 const DefaultFillTarget = 512
 
 // DefaultMaxUmems bounds how many UMEMs a poller makes.
