@@ -83,6 +83,16 @@ inns "xd${id}multi" ip -br link
 say "its network-status (kept by xvrd; the Kubernetes controller writes it to the pod)"
 ctl pod status "default/xd${id}multi"
 ctl pod status "default/xd${id}multi" -o json
+say "check: every interface inside the pod has the IP and MAC its network-status lists"
+ctl pod status "default/xd${id}multi" | tail -n +2 | while read -r ifname network ip mac _; do
+	have_ip=$(inns "xd${id}multi" ip -4 -o addr show dev "$ifname" | awk '{print $4}' | cut -d/ -f1)
+	have_mac=$(inns "xd${id}multi" ip -o link show dev "$ifname" | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
+	if [[ $have_ip != "$ip" || $have_mac != "$mac" ]]; then
+		echo "demo: $ifname has $have_ip/$have_mac, network-status says $ip/$mac" >&2
+		exit 1
+	fi
+	echo "  $ifname  $network  $ip  $mac  ok"
+done
 
 say "peers: one pod on vn-left-1, one on vn-right-1, one on vn-blue (namespace blue)"
 pod left 'vn-left-1'
