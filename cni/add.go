@@ -44,6 +44,20 @@ func cmdAdd(args *skel.CmdArgs) error {
 	return types.PrintResult(buildResult(conf.CNIVersion, args.Netns, ifs), conf.CNIVersion)
 }
 
+// withXvrd parses the config and runs fn with a client of xvrd and a
+// context bounded by opTimeout.
+func withXvrd(args *skel.CmdArgs, fn func(ctx context.Context, conf *Config, c *api.Client) error) error {
+	conf, err := ParseConfig(args.StdinData)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	c := api.NewClient(conf.Socket)
+	defer c.Close()
+	return fn(ctx, conf, c)
+}
+
 func parseInput(args *skel.CmdArgs) (*Config, *K8sArgs, error) {
 	conf, err := ParseConfig(args.StdinData)
 	if err != nil {

@@ -15,25 +15,19 @@ import (
 // interface exists with its MAC and address (and the default route where it
 // belongs), and that the host veth exists.
 func cmdCheck(args *skel.CmdArgs) error {
-	conf, err := ParseConfig(args.StdinData)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	defer cancel()
-	c := api.NewClient(conf.Socket)
-	defer c.Close()
-	ports, err := sandboxPorts(ctx, c, args.ContainerID)
-	if err != nil {
-		return err
-	}
-	if len(ports) == 0 {
-		return mismatch("xvrd has no port for container %s", args.ContainerID)
-	}
-	if err := checkPod(args.Netns, ports); err != nil {
-		return err
-	}
-	return checkHost(conf.HostNetns, args.ContainerID, ports)
+	return withXvrd(args, func(ctx context.Context, conf *Config, c *api.Client) error {
+		ports, err := sandboxPorts(ctx, c, args.ContainerID)
+		if err != nil {
+			return err
+		}
+		if len(ports) == 0 {
+			return mismatch("xvrd has no port for container %s", args.ContainerID)
+		}
+		if err := checkPod(args.Netns, ports); err != nil {
+			return err
+		}
+		return checkHost(conf.HostNetns, args.ContainerID, ports)
+	})
 }
 
 func checkPod(netnsPath string, ports []api.Port) error {

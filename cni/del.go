@@ -17,21 +17,15 @@ import (
 // veths of this CNI_CONTAINERID, so a late DEL of an older sandbox of the
 // same pod leaves the newer one alone.
 func cmdDel(args *skel.CmdArgs) error {
-	conf, err := ParseConfig(args.StdinData)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	defer cancel()
-	c := api.NewClient(conf.Socket)
-	defer c.Close()
-	ports, perr := sandboxPorts(ctx, c, args.ContainerID)
-	var errs []error
-	if perr == nil {
-		errs = append(errs, deletePorts(ctx, c, ports)...)
-	}
-	errs = append(errs, deleteSandboxVeths(conf.HostNetns, args.ContainerID, ports))
-	return firstError(append([]error{perr}, errs...))
+	return withXvrd(args, func(ctx context.Context, conf *Config, c *api.Client) error {
+		ports, perr := sandboxPorts(ctx, c, args.ContainerID)
+		var errs []error
+		if perr == nil {
+			errs = append(errs, deletePorts(ctx, c, ports)...)
+		}
+		errs = append(errs, deleteSandboxVeths(conf.HostNetns, args.ContainerID, ports))
+		return firstError(append([]error{perr}, errs...))
+	})
 }
 
 // sandboxPorts lists xvrd's ports of sandbox containerID, by interface index.

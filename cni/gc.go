@@ -13,18 +13,12 @@ import (
 
 // cmdStatus reports whether xvrd answers (code 50 when it does not).
 func cmdStatus(args *skel.CmdArgs) error {
-	conf, err := ParseConfig(args.StdinData)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	defer cancel()
-	c := api.NewClient(conf.Socket)
-	defer c.Close()
-	if _, err := c.Status(ctx); err != nil {
-		return types.NewError(ErrPluginNotAvailable, "xvrd is not available: "+err.Error(), "")
-	}
-	return nil
+	return withXvrd(args, func(ctx context.Context, conf *Config, c *api.Client) error {
+		if _, err := c.Status(ctx); err != nil {
+			return types.NewError(ErrPluginNotAvailable, "xvrd is not available: "+err.Error(), "")
+		}
+		return nil
+	})
 }
 
 // cmdGC deletes the ports and host veths of every sandbox not named in
@@ -32,23 +26,17 @@ func cmdStatus(args *skel.CmdArgs) error {
 // of each sandbox; the plugin made the others, so a sandbox is valid as a
 // whole and xvrd is sent every port of the valid sandboxes.
 func cmdGC(args *skel.CmdArgs) error {
-	conf, err := ParseConfig(args.StdinData)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	defer cancel()
-	c := api.NewClient(conf.Socket)
-	defer c.Close()
-	valid := map[string]bool{}
-	for _, a := range conf.ValidAttachments {
-		valid[a.ContainerID] = true
-	}
-	removed, err := gcPorts(ctx, c, conf.ValidAttachments, valid)
-	if err != nil {
-		return err
-	}
-	return gcVeths(conf.HostNetns, valid, removed)
+	return withXvrd(args, func(ctx context.Context, conf *Config, c *api.Client) error {
+		valid := map[string]bool{}
+		for _, a := range conf.ValidAttachments {
+			valid[a.ContainerID] = true
+		}
+		removed, err := gcPorts(ctx, c, conf.ValidAttachments, valid)
+		if err != nil {
+			return err
+		}
+		return gcVeths(conf.HostNetns, valid, removed)
+	})
 }
 
 func gcPorts(ctx context.Context, c *api.Client, given []types.GCAttachment, valid map[string]bool) ([]string, error) {
