@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"os"
+
+	"golang.org/x/sys/unix"
 	"net/netip"
 	"regexp"
 	"strconv"
@@ -219,4 +222,27 @@ func lastSeq(out string) int {
 		}
 	}
 	return last
+}
+
+// TestStopDetaches: on SIGTERM xvrd exits cleanly, takes its XDP program off
+// every device it attached and removes its socket.
+func TestStopDetaches(t *testing.T) {
+	n := newNode(t)
+	n.applyNADs(twoVNs)
+	pod := n.addPod("default/vn-left-1", "198.18.10.1/24", "198.18.10.254", "02:00:00:00:0a:01")
+	if out := n.ns.Run(t, "ip", "-d", "link", "show", "dev", pod.HostIf); !strings.Contains(out, "prog/xdp") {
+		t.Fatalf("no XDP program on %s while xvrd runs:\n%s", pod.HostIf, out)
+	}
+	if err := n.proc.Signal(unix.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.proc.Wait(15 * time.Second); err != nil {
+		t.Fatalf("xvrd did not exit cleanly on SIGTERM: %v\n%s", err, tail(n.proc.Output(), 2000))
+	}
+	if out := n.ns.Run(t, "ip", "-d", "link", "show", "dev", pod.HostIf); strings.Contains(out, "prog/xdp") {
+		t.Fatalf("XDP program left on %s after xvrd stopped:\n%s", pod.HostIf, out)
+	}
+	if _, err := os.Stat(n.socket); !os.IsNotExist(err) {
+		t.Fatalf("socket %s left behind: %v", n.socket, err)
+	}
 }

@@ -82,6 +82,19 @@ func (p *Proc) Kill() error {
 	return nil
 }
 
+// Signal sends sig to the process group of p, unless p has exited.
+func (p *Proc) Signal(sig unix.Signal) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.exited {
+		return nil
+	}
+	if err := unix.Kill(-p.cmd.Process.Pid, sig); err != nil {
+		return fmt.Errorf("signal %v to process group %d: %w", sig, p.cmd.Process.Pid, err)
+	}
+	return nil
+}
+
 // Wait waits up to timeout for p to exit and returns its exit error. It does
 // not kill p on timeout.
 func (p *Proc) Wait(timeout time.Duration) error {
