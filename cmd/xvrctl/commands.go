@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/xvr-project/xvr/nad"
 	"github.com/xvr-project/xvr/vrouter/api"
@@ -227,11 +228,20 @@ func (c *cli) routeAdd(args []string) error {
 	fs.StringVar(&r.Prefix, "prefix", "", "IPv4 prefix, e.g. 198.18.40.0/24")
 	port := fs.String("port", "", "deliver to this port ID")
 	discard := fs.Bool("discard", false, "drop matching packets")
+	var tun api.RouteNextHop
+	fs.StringVar(&tun.Node, "tunnel", "", "send to this node's fabric IP (MPLSoUDP or VXLAN)")
+	label := fs.Uint("label", 0, "the remote node's MPLS label for the network (xvrctl network get there)")
+	vni := fs.Uint("vni", 0, "the network's VXLAN identifier (default this node's)")
+	encaps := fs.String("encaps", "", "encapsulations the remote accepts, e.g. MPLSoUDP,VXLAN (default both)")
 	_, err := c.parse(fs, args, 0)
 	if err != nil {
 		return err
 	}
-	if r.NextHop, err = routeNextHop(*port, *discard); err != nil {
+	tun.Label, tun.VNI = uint32(*label), uint32(*vni)
+	if *encaps != "" {
+		tun.Encaps = strings.Split(*encaps, ",")
+	}
+	if r.NextHop, err = routeNextHop(*port, *discard, tun); err != nil {
 		return err
 	}
 	ns, name, err := splitNetwork(r.Network)
@@ -368,15 +378,24 @@ func (c *cli) status(args []string) error {
 }
 
 // routeNextHop is the next hop that --port or --discard asks for.
-func routeNextHop(port string, discard bool) (api.RouteNextHop, error) {
+func routeNextHop(port string, discard bool, tun api.RouteNextHop) (api.RouteNextHop, error) {
+	n := 0
+	for _, set := range []bool{port != "", discard, tun.Node != ""} {
+		if set {
+			n++
+		}
+	}
 	switch {
-	case port != "" && discard:
-		return api.RouteNextHop{}, errors.New("route add: --port and --discard exclude each other")
+	case n > 1:
+		return api.RouteNextHop{}, errors.New("route add: --port, --tunnel and --discard exclude each other")
+	case tun.Node != "":
+		tun.Type = api.NextHopTunnel
+		return tun, nil
 	case discard:
 		return api.RouteNextHop{Type: api.NextHopDiscard}, nil
 	case port != "":
 		return api.RouteNextHop{Type: api.NextHopPort, Port: port}, nil
 	default:
-		return api.RouteNextHop{}, errors.New("route add: --port ID or --discard is required")
+		return api.RouteNextHop{}, errors.New("route add: --port ID, --tunnel NODE or --discard is required")
 	}
 }

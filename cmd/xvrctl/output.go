@@ -81,8 +81,11 @@ func routeTable(t *table, routes []api.Route) {
 }
 
 func nextHopString(nh api.RouteNextHop) string {
-	if nh.Type == api.NextHopPort {
+	switch nh.Type {
+	case api.NextHopPort:
 		return "port " + nh.Port
+	case api.NextHopTunnel:
+		return fmt.Sprintf("tunnel %s label %d vni %d", nh.Node, nh.Label, nh.VNI)
 	}
 	return nh.Type
 }
@@ -118,10 +121,21 @@ func yes(b bool) string {
 }
 
 func nhTable(t *table, nhs []api.NextHop) {
-	t.row("ID", "TYPE", "VRF", "VIF", "SRC-MAC", "DST-MAC", "REFS")
+	t.row("ID", "TYPE", "VRF", "VIF", "SRC-MAC", "DST-MAC", "TUNNEL", "REFS")
 	for _, n := range nhs {
-		t.row(n.ID, n.Type, n.VRF, vifCell(n.Vif, n.Type), n.SrcMAC, n.DstMAC, n.Refs)
+		t.row(n.ID, n.Type, n.VRF, vifCell(n.Vif, n.Type), n.SrcMAC, n.DstMAC, tunnelCell(n), n.Refs)
 	}
+}
+
+// tunnelCell is "MPLSoUDP 198.18.200.2 label 1002" for tunnel next hops.
+func tunnelCell(n api.NextHop) string {
+	switch {
+	case n.Type != api.NextHopTunnel:
+		return ""
+	case n.Encap == "VXLAN":
+		return fmt.Sprintf("VXLAN %s vni %d", n.Node, n.VNI)
+	}
+	return fmt.Sprintf("%s %s label %d", n.Encap, n.Node, n.Label)
 }
 
 func dropTable(t *table, drops []api.DropStat) {

@@ -128,10 +128,10 @@ PREFIX            NH  TYPE     VIF  STATIC
 198.18.40.0/24    11  encap    1    yes
 198.18.41.0/24    0   discard  -    yes`)
 	golden(t, ok(t, sock, "nh"), `
-ID  TYPE     VRF  VIF  SRC-MAC            DST-MAC            REFS
-0   discard  0    -    -                  -                  1
-1   receive  0    -    -                  -                  1
-11  encap    1    1    02:00:00:00:00:01  02:00:00:00:10:03  1`)
+ID  TYPE     VRF  VIF  SRC-MAC            DST-MAC            TUNNEL  REFS
+0   discard  0    -    -                  -                  -       1
+1   receive  0    -    -                  -                  -       1
+11  encap    1    1    02:00:00:00:00:01  02:00:00:00:10:03  -       1`)
 	golden(t, ok(t, sock, "dropstats"), `
 REASON    COUNT
 no_route  3`)
@@ -201,7 +201,7 @@ func TestErrors(t *testing.T) {
 		{[]string{"network", "get", "a/b/c"}, `network "a/b/c": want NAMESPACE/NAME`},
 		{[]string{"port", "add", "--id", "x"}, "are all required"},
 		{[]string{"port", "add", "--id", "a/eth1", "--network", "default/none", "--host-if", "v", "--ip", "198.18.10.3", "--mac", "02:00:00:00:00:01"}, `network "default/none" not found`},
-		{[]string{"route", "add", "--network", "a/b", "--prefix", "198.18.40.0/24"}, "--port ID or --discard is required"},
+		{[]string{"route", "add", "--network", "a/b", "--prefix", "198.18.40.0/24"}, "--port ID, --tunnel NODE or --discard is required"},
 		{[]string{"route", "add", "--network", "a/b", "--prefix", "198.18.40.0/24", "--port", "p", "--discard"}, "exclude each other"},
 		{[]string{"rt", "--vn", "default/nosuch"}, "not found"},
 		{[]string{"rt"}, `network "": want NAMESPACE/NAME`},

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/xvr-project/xvr/encap"
 	"github.com/xvr-project/xvr/vrouter/api"
 	"github.com/xvr-project/xvr/vrouter/dataplane"
 	"github.com/xvr-project/xvr/vrouter/route"
@@ -35,6 +36,8 @@ type Store interface {
 type Links interface {
 	// Lookup returns the device's ifindex and its number of RX queues.
 	Lookup(name string) (ifindex, queues int, err error)
+	// MAC returns the device's MAC address.
+	MAC(name string) (net.HardwareAddr, error)
 }
 
 // Attacher puts the pod XDP program on a device and takes it off again
@@ -48,6 +51,7 @@ type Attacher interface {
 type Poller interface {
 	Do(ctx context.Context, fn func() error) error
 	AddPort(vif uint32, ifindex, queue int, stats *dataplane.VifStats) error
+	AddPortWith(vif uint32, ifindex, queue int, stats *dataplane.VifStats, bind dataplane.Binder) error
 	RemovePort(vif uint32) error
 	DropStats() *dataplane.DropStats
 	KernelDrops(ctx context.Context, d *[dataplane.NumReasons]uint64) error
@@ -71,6 +75,8 @@ type Config struct {
 	Cluster string
 	Log     *slog.Logger
 	Version string
+	// Fabric is the node's fabric NIC for the overlay; nil: none.
+	Fabric *FabricConfig
 }
 
 // Agent is the node's control plane. It is safe for concurrent use.
@@ -88,6 +94,9 @@ type Agent struct {
 	nhs    *ids
 	pods   map[string]api.Pod
 	seq    uint64 // counts port changes: orders a pod's sandboxes
+
+	fab     *fabric            // nil without a fabric
+	tunnels map[string]*tunnel // by route key
 }
 
 type network struct {
@@ -133,13 +142,27 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Agent{cfg: cfg, started: time.Now(),
+	a := &Agent{cfg: cfg, started: time.Now(),
 		nets: map[string]*network{}, ports: map[string]*port{}, routes: map[string]api.Route{}, pods: map[string]api.Pod{},
-		vrfs: newIDs(1), vifs: newIDs(1), nhs: newIDs(2)}, nil
+		vrfs: newIDs(1), vifs: newIDs(1), nhs: newIDs(2), tunnels: map[string]*tunnel{}}
+	if f := cfg.Fabric; f != nil {
+		if f.IfName == "" || !f.NodeIP.Is4() || f.Program == nil || f.Neighbors == nil {
+			return nil, errors.New("fabric config needs IfName, an IPv4 NodeIP, Program and Neighbors")
+		}
+		if len(f.Encap) == 0 {
+			f.Encap = encap.DefaultPriority()
+		}
+		a.fab = &fabric{cfg: *f, stats: new(dataplane.VifStats)}
+	}
+	return a, nil
 }
 
 // Status describes the agent.
 func (a *Agent) Status(context.Context) api.Status {
-	return api.Status{Version: a.cfg.Version, Pollers: len(a.cfg.Pollers),
+	st := api.Status{Version: a.cfg.Version, Pollers: len(a.cfg.Pollers),
 		MAC: a.cfg.MAC.String(), Uptime: time.Since(a.started).Round(time.Second).String()}
+	if f := a.cfg.Fabric; f != nil {
+		st.FabricIf, st.NodeIP, st.Encap = f.IfName, f.NodeIP.String(), encapNames(a.fab.cfg.Encap)
+	}
+	return st
 }

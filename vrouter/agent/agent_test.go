@@ -74,6 +74,13 @@ func (l fakeLinks) Lookup(name string) (int, int, error) {
 	return 0, 0, errors.New("link not found")
 }
 
+func (l fakeLinks) MAC(name string) (net.HardwareAddr, error) {
+	if _, ok := l[name]; ok {
+		return net.HardwareAddr{2, 0xfa, 0, 0, 0, byte(l[name])}, nil
+	}
+	return nil, errors.New("link not found")
+}
+
 type fakeAttacher struct{ attached map[int]bool }
 
 func (f *fakeAttacher) Attach(i int) error { f.attached[i] = true; return nil }
@@ -88,6 +95,9 @@ func (p *fakePoller) Do(_ context.Context, fn func() error) error { return fn() 
 func (p *fakePoller) AddPort(vif uint32, ifindex, q int, _ *dataplane.VifStats) error {
 	p.open[vif] = ifindex
 	return nil
+}
+func (p *fakePoller) AddPortWith(vif uint32, ifindex, q int, s *dataplane.VifStats, _ dataplane.Binder) error {
+	return p.AddPort(vif, ifindex, q, s)
 }
 func (p *fakePoller) RemovePort(vif uint32) error                                      { delete(p.open, vif); return nil }
 func (p *fakePoller) DropStats() *dataplane.DropStats                                  { return &p.drops }

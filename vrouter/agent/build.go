@@ -35,6 +35,13 @@ func (a *Agent) publish() {
 		s.Vifs[vif] = dataplane.Vif{Valid: true, VRF: p.net.vn().spec.VRF, MAC: p.mac, IP: p.ip.As4()}
 		s.NextHops[nh] = dataplane.NextHop{Type: dataplane.NHEncap, Vif: vif, DstMAC: p.mac}
 	}
+	s.VNIs = map[uint32]uint32{}
+	for _, n := range a.nets {
+		if n.target == nil {
+			s.VNIs[n.spec.VNI] = n.spec.VRF
+		}
+	}
+	a.publishFabric(s)
 	a.cfg.Current.Publish(s)
 }
 

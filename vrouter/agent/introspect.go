@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"github.com/xvr-project/xvr/encap"
 	"net"
 	"sort"
 
@@ -13,7 +14,10 @@ import (
 func (a *Agent) Vifs(context.Context) []api.Vif {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make([]api.Vif, 0, len(a.ports))
+	out := make([]api.Vif, 0, len(a.ports)+1)
+	if v, ok := a.fabricVif(); ok {
+		out = append(out, v)
+	}
 	for _, p := range a.ports {
 		v := p.view()
 		out = append(out, api.Vif{ID: v.Vif, Name: v.HostIfName, Type: api.VifVirtual, Port: v.ID,
@@ -83,6 +87,19 @@ func (a *Agent) nextHops() map[uint32]api.NextHop {
 	for _, p := range a.ports {
 		out[p.nh] = api.NextHop{ID: p.nh, Type: api.NextHopEncap, VRF: p.net.vn().spec.VRF, Vif: p.spec.Vif,
 			SrcMAC: a.cfg.MAC.String(), DstMAC: net.HardwareAddr(p.mac[:]).String(), Refs: refs[p.nh]}
+	}
+	for key, t := range a.tunnels {
+		h := api.NextHop{ID: t.nh, Type: api.NextHopTunnel, VRF: a.nets[a.routes[key].Network].vn().spec.VRF, Vif: FabricVif,
+			SrcMAC: net.HardwareAddr(a.fab.mac[:]).String(), Encap: t.kind.String(), Node: t.node.String(), Refs: refs[t.nh]}
+		if t.mac != ([6]byte{}) {
+			h.DstMAC = net.HardwareAddr(t.mac[:]).String()
+		}
+		if t.kind == encap.VXLAN {
+			h.VNI = t.label
+		} else {
+			h.Label = t.label
+		}
+		out[t.nh] = h
 	}
 	return out
 }

@@ -42,6 +42,7 @@ func (a *Agent) Load(ctx context.Context) error {
 	for _, p := range a.ports {
 		a.openPort(ctx, p)
 	}
+	a.reconcileFabric(ctx)
 	a.cfg.Log.Info("state restored", "networks", len(a.nets), "ports", len(a.ports), "routes", len(a.routes))
 	return nil
 }
@@ -64,6 +65,7 @@ func (a *Agent) loadNetworks(nets []api.Network) {
 			if n.target == nil {
 				n.spec.VRF = in.VRF
 			}
+			n.spec.Label = labelOf(n)
 			a.nets[in.Key()] = n
 			if n.target == nil {
 				a.rebuildTable(n)
@@ -93,13 +95,12 @@ func (a *Agent) loadPorts(ports []api.Port) {
 
 func (a *Agent) loadRoutes(routes []api.Route) {
 	for _, in := range routes {
-		r, n, err := a.validateRoute(in)
+		r, n, t, err := a.validateRoute(in)
 		if err != nil {
 			a.cfg.Log.Error("stored route skipped", "network", in.Network, "prefix", in.Prefix, "err", err)
 			continue
 		}
-		a.routes[routeKey(r.Network, r.Prefix)] = r
-		a.setRoute(n.vn(), netip.MustParsePrefix(r.Prefix), a.staticNH(r))
+		a.installRoute(r, n, t)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/xvr-project/xvr/nad"
 	"github.com/xvr-project/xvr/vrouter/api"
+	"github.com/xvr-project/xvr/vrouter/dataplane"
 )
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
@@ -36,6 +37,7 @@ func (a *Agent) ApplyNetwork(ctx context.Context, in api.Network) (api.Network, 
 	default:
 		n.spec.VRF, fresh = a.vrfs.next(), true
 	}
+	n.spec.Label = labelOf(n)
 	if err := a.cfg.Store.PutNetwork(n.spec); err != nil {
 		if fresh {
 			a.vrfs.release(n.spec.VRF)
@@ -60,7 +62,11 @@ func (a *Agent) validateNetwork(in api.Network) (*network, error) {
 	case in.Ref != nil && in.CIDR != "":
 		return nil, api.BadRequest("network %s: cidr and ref are exclusive", in.Key())
 	case in.Ref != nil:
-		return n, a.resolveRef(n)
+		if err := a.resolveRef(n); err != nil {
+			return nil, err
+		}
+		n.spec.VNI = n.target.spec.VNI
+		return n, nil
 	case in.CIDR == "":
 		return nil, api.BadRequest("network %s: cidr is required (opencontrail.org/cidr)", in.Key())
 	}
@@ -73,7 +79,7 @@ func (a *Agent) validateNetwork(in api.Network) (*network, error) {
 		return nil, api.BadRequest("network %s: %v", in.Key(), err)
 	}
 	n.spec.CIDR, n.spec.Gateway, n.spec.DNS = n.prefix.String(), n.gw.String(), n.dns.String()
-	return n, nil
+	return n, a.setVNI(n, in.VNI)
 }
 
 func (a *Agent) resolveRef(n *network) error {
@@ -107,7 +113,7 @@ func (a *Agent) checkNetworkChange(old, n *network) error {
 func sameNetwork(a, b api.Network) bool {
 	eqRef := (a.Ref == nil) == (b.Ref == nil) && (a.Ref == nil || *a.Ref == *b.Ref)
 	return eqRef && a.CIDR == b.CIDR && a.FabricForwarding == b.FabricForwarding &&
-		a.FabricSNAT == b.FabricSNAT && a.CNIType == b.CNIType
+		a.FabricSNAT == b.FabricSNAT && a.CNIType == b.CNIType && a.VNI == b.VNI
 }
 
 // installNetwork puts n in place of old in memory and the route tables.
@@ -159,6 +165,7 @@ func (a *Agent) DeleteNetwork(ctx context.Context, namespace, name string) error
 	for rk, r := range a.routes {
 		if r.Network == key {
 			delete(a.routes, rk)
+			a.dropTunnel(rk)
 		}
 	}
 	delete(a.nets, key)
@@ -212,4 +219,9 @@ func (a *Agent) refsTo(n *network) int {
 		}
 	}
 	return c
+}
+
+// labelOf is the MPLS label under which this node receives n's VN.
+func labelOf(n *network) uint32 {
+	return dataplane.LabelBase + n.vn().spec.VRF
 }

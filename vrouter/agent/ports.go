@@ -328,6 +328,7 @@ func (a *Agent) ListPorts(context.Context) []api.Port {
 func (a *Agent) Reconcile(ctx context.Context) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.reconcileFabric(ctx)
 	for _, p := range a.ports {
 		if p.ifindex == 0 {
 			a.openPort(ctx, p)

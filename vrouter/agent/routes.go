@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"sort"
 
 	"github.com/xvr-project/xvr/vrouter/api"
@@ -17,24 +18,60 @@ func routeKey(network, prefix string) string { return network + "|" + prefix }
 func (a *Agent) ApplyRoute(ctx context.Context, in api.Route) (api.Route, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	r, n, err := a.validateRoute(in)
+	r, n, t, err := a.validateRoute(in)
 	if err != nil {
 		return api.Route{}, err
 	}
 	key := routeKey(r.Network, r.Prefix)
-	if old, ok := a.routes[key]; ok && old == r {
+	if old, ok := a.routes[key]; ok && reflect.DeepEqual(old, r) {
 		return r, nil
 	}
 	if err := a.cfg.Store.PutRoute(r); err != nil {
 		return api.Route{}, api.Errorf(http.StatusInternalServerError, "persisting route %s in %s: %v", r.Prefix, r.Network, err)
 	}
-	a.routes[key] = r
-	a.setRoute(n.vn(), netip.MustParsePrefix(r.Prefix), a.staticNH(r))
+	a.installRoute(r, n, t)
 	a.cfg.Log.Info("route applied", "network", r.Network, "prefix", r.Prefix, "nexthop", r.NextHop.Type, "port", r.NextHop.Port)
 	return r, nil
 }
 
-func (a *Agent) validateRoute(in api.Route) (api.Route, *network, error) {
+func (a *Agent) validateRoute(in api.Route) (api.Route, *network, *tunnel, error) {
+	r, n, err := a.validateRouteBase(in)
+	if err != nil || r.NextHop.Type != api.NextHopTunnel {
+		return r, n, nil, err
+	}
+	t, err := a.validateTunnel(&r, n.vn())
+	return r, n, t, err
+}
+
+// installRoute puts a validated route in place: its tunnel next hop (the
+// old one's id reused), the table entry, and a new snapshot for tunnels.
+func (a *Agent) installRoute(r api.Route, n *network, t *tunnel) {
+	key := routeKey(r.Network, r.Prefix)
+	if old := a.tunnels[key]; old != nil && t != nil {
+		t.nh = old.nh
+	} else if old != nil {
+		a.dropTunnel(key)
+	} else if t != nil {
+		t.nh = a.nhs.next()
+	}
+	if t != nil {
+		a.tunnels[key] = t
+		a.resolve(t)
+	}
+	a.routes[key] = r
+	a.publish()
+	a.setRoute(n.vn(), netip.MustParsePrefix(r.Prefix), a.staticNH(r))
+}
+
+// dropTunnel forgets the tunnel next hop of a route, if it had one.
+func (a *Agent) dropTunnel(key string) {
+	if t := a.tunnels[key]; t != nil {
+		delete(a.tunnels, key)
+		a.nhs.release(t.nh)
+	}
+}
+
+func (a *Agent) validateRouteBase(in api.Route) (api.Route, *network, error) {
 	n := a.nets[in.Network]
 	if n == nil {
 		return api.Route{}, nil, api.NotFound("route: network %q not found", in.Network)
@@ -65,8 +102,10 @@ func (a *Agent) validateRoute(in api.Route) (api.Route, *network, error) {
 		if p.net.vn() != vn {
 			return api.Route{}, nil, api.BadRequest("route: port %s is on network %s, not %s", p.spec.ID, p.spec.Network, in.Network)
 		}
+	case api.NextHopTunnel: // validateTunnel
 	default:
-		return api.Route{}, nil, api.BadRequest("route: next hop type %q is not %q or %q", in.NextHop.Type, api.NextHopPort, api.NextHopDiscard)
+		return api.Route{}, nil, api.BadRequest("route: next hop type %q is not %q, %q or %q",
+			in.NextHop.Type, api.NextHopPort, api.NextHopTunnel, api.NextHopDiscard)
 	}
 	return r, n, nil
 }
@@ -74,6 +113,9 @@ func (a *Agent) validateRoute(in api.Route) (api.Route, *network, error) {
 // staticNH is the next hop id a static route resolves to now: its port's, or
 // discard while the port is missing.
 func (a *Agent) staticNH(r api.Route) uint32 {
+	if t := a.tunnels[routeKey(r.Network, r.Prefix)]; t != nil && r.NextHop.Type == api.NextHopTunnel {
+		return t.nh
+	}
 	if r.NextHop.Type == api.NextHopPort {
 		if p := a.ports[r.NextHop.Port]; p != nil {
 			return p.nh
@@ -109,6 +151,8 @@ func (a *Agent) DeleteRoute(ctx context.Context, network, prefix string) error {
 	}
 	delete(a.routes, key)
 	a.delRoute(a.nets[network].vn(), pfx.Masked())
+	a.dropTunnel(key)
+	a.publish()
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -113,7 +114,7 @@ func TestClientPortsAndRoutes(t *testing.T) {
 		t.Errorf("get port = %+v, %v", got, err)
 	}
 	r := api.Route{Network: "default/vn-left-1", Prefix: "198.18.40.0/24", NextHop: api.RouteNextHop{Type: "port", Port: id}}
-	if got, err := c.ApplyRoute(ctx, r); err != nil || got != r {
+	if got, err := c.ApplyRoute(ctx, r); err != nil || !reflect.DeepEqual(got, r) {
 		t.Errorf("apply route = %+v, %v", got, err)
 	}
 	if rs, err := c.ListRoutes(ctx); err != nil || len(rs) != 1 {

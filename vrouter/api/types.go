@@ -59,6 +59,12 @@ type Network struct {
 	Gateway string `json:"gateway,omitempty"`
 	// DNS is the address before the gateway, reserved for DNS.
 	DNS string `json:"dns,omitempty"`
+	// VNI is the VN's VXLAN network identifier, the same on every node: a
+	// hash of the Contrail name unless the input sets one (1..2^24-1).
+	VNI uint32 `json:"vni,omitempty"`
+	// Label is the MPLS label under which this node receives the VN's
+	// MPLSoUDP traffic (remote nodes put it in their tunnel routes).
+	Label uint32 `json:"label,omitempty"`
 }
 
 // Key is "namespace/name", the form ports and routes use to name a network.
@@ -174,18 +180,29 @@ type Route struct {
 
 // RouteNextHop is the next hop of a static route.
 type RouteNextHop struct {
-	// Type is "port" (deliver to Port) or "discard".
+	// Type is "port" (deliver to Port), "tunnel" (to another node) or "discard".
 	Type string `json:"type"`
 	// Port is the ID of the port for Type "port".
 	Port string `json:"port,omitempty"`
+	// Node is the remote node's IP on the fabric, for Type "tunnel".
+	Node string `json:"node,omitempty"`
+	// Label is the remote node's MPLS label for the VN (its Network.Label).
+	Label uint32 `json:"label,omitempty"`
+	// VNI is the VN's VXLAN identifier (Network.VNI; default this node's).
+	VNI uint32 `json:"vni,omitempty"`
+	// Encaps are the encapsulations the remote node accepts, e.g.
+	// ["MPLSoUDP","VXLAN"] (default both); xvrd picks the first of its own
+	// priority (xvrd -encap) that the remote accepts. MPLSoUDP needs Label.
+	Encaps []string `json:"encaps,omitempty"`
 }
 
 // Next hop and vif types as shown by introspection.
 const (
 	NextHopDiscard = "discard"
 	NextHopReceive = "receive"
-	NextHopEncap   = "encap" // deliver to a local vif, rewriting MACs
-	NextHopPort    = "port"  // RouteNextHop.Type for a local port
+	NextHopEncap   = "encap"  // deliver to a local vif, rewriting MACs
+	NextHopPort    = "port"   // RouteNextHop.Type for a local port
+	NextHopTunnel  = "tunnel" // to another node, MPLSoUDP or VXLAN
 
 	VifVirtual = "virtual"
 )
@@ -226,6 +243,11 @@ type NextHop struct {
 	SrcMAC string `json:"srcMac,omitempty"`
 	DstMAC string `json:"dstMac,omitempty"`
 	Refs   int    `json:"refs"`
+	// Tunnel next hops: the encapsulation, the remote node and its label/VNI.
+	Encap string `json:"encap,omitempty"`
+	Node  string `json:"node,omitempty"`
+	Label uint32 `json:"label,omitempty"`
+	VNI   uint32 `json:"vni,omitempty"`
 }
 
 // DropStat is the count of packets dropped for one reason (TF's `dropstats`).
@@ -240,6 +262,11 @@ type Status struct {
 	Pollers int    `json:"pollers"`
 	MAC     string `json:"mac"`
 	Uptime  string `json:"uptime"`
+	// FabricIf and NodeIP are the fabric NIC xvrd owns and its address;
+	// Encap is the encapsulation priority. Empty without a fabric.
+	FabricIf string   `json:"fabricIf,omitempty"`
+	NodeIP   string   `json:"nodeIP,omitempty"`
+	Encap    []string `json:"encap,omitempty"`
 }
 
 // Backend is what the server serves. vrouter/agent implements it.

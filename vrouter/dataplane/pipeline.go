@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"github.com/xvr-project/xvr/encap"
 	"github.com/xvr-project/xvr/vrouter/afxdp"
 	"github.com/xvr-project/xvr/vrouter/packet"
 	"github.com/xvr-project/xvr/vrouter/route"
@@ -27,6 +28,7 @@ type Pipeline struct {
 
 	ip  packet.IPv4
 	arp packet.ARP
+	dec encap.Decapped
 }
 
 // batchCtx is what every frame of one batch shares: all came in on one vif.
@@ -43,6 +45,13 @@ type batchCtx struct {
 // writes one verdict per frame into v (len(v) >= len(descs)). Frames to be
 // transmitted have been rewritten; their descriptors' Len may have changed.
 func (p *Pipeline) Process(s *Snapshot, mem []byte, descs []afxdp.Desc, in uint32, v []Verdict) {
+	if s.Fabric.Valid && in == s.Fabric.Vif {
+		c := batchCtx{s: s, in: in, mem: mem}
+		for i := range descs {
+			v[i] = p.fabricIn(&c, &descs[i])
+		}
+		return
+	}
 	c := batchCtx{s: s, in: in, mem: mem, vif: s.vif(in)}
 	if c.vif != nil {
 		c.vrf = s.vrf(c.vif.VRF)
@@ -120,6 +129,8 @@ func (p *Pipeline) ipv4(c *batchCtx, d *afxdp.Desc, f []byte) Verdict {
 		return p.receive(c, f)
 	case NHEncap:
 		return p.toVif(c, d, f, nh)
+	case NHTunnel:
+		return p.toTunnel(c, d, f, nh)
 	}
 	return Verdict{Reason: Discard}
 }
@@ -162,4 +173,87 @@ func (p *Pipeline) timeExceeded(c *batchCtx, d *afxdp.Desc, f []byte) Verdict {
 	}
 	d.Len = uint32(n)
 	return Verdict{Vif: c.in, Note: TTLExceeded}
+}
+
+// chunk returns the bounds of the UMEM chunk holding d, or ok false.
+func (p *Pipeline) chunk(c *batchCtx, d *afxdp.Desc) (base, end uint64, ok bool) {
+	base = d.Addr &^ (p.FrameSize - 1)
+	end = base + p.FrameSize
+	return base, end, end <= uint64(len(c.mem))
+}
+
+// toTunnel routes a pod's packet to another node: TTL, then the outer
+// headers written into the frame's headroom, out of the fabric vif.
+func (p *Pipeline) toTunnel(c *batchCtx, d *afxdp.Desc, f []byte, nh *NextHop) Verdict {
+	if !c.s.Fabric.Valid {
+		return Verdict{Reason: InvalidNextHop}
+	}
+	if nh.Outer.DstMAC == ([6]byte{}) {
+		return Verdict{Reason: NoNeighbor}
+	}
+	if p.ip.TTL <= 1 {
+		return p.timeExceeded(c, d, f)
+	}
+	packet.DecTTL(f[packet.EthLen:])
+	base, end, ok := p.chunk(c, d)
+	if !ok {
+		return Verdict{Reason: EncapError}
+	}
+	entropy := encap.FlowEntropy(f[packet.EthLen:])
+	off, n, err := encap.Encap(c.mem[base:end], int(d.Addr-base), int(d.Len), nh.Kind, nh.Label, &nh.Outer, entropy)
+	if err != nil {
+		return Verdict{Reason: EncapError}
+	}
+	d.Addr, d.Len = base+uint64(off), uint32(n)
+	return Verdict{Vif: c.s.Fabric.Vif}
+}
+
+// fabricIn handles a frame the fabric program redirected: overlay traffic
+// for this node is decapsulated and delivered to the local pod its VN's
+// table names. The sending vRouter decremented the TTL already.
+func (p *Pipeline) fabricIn(c *batchCtx, d *afxdp.Desc) Verdict {
+	base, end, ok := p.chunk(c, d)
+	if !ok || d.Addr+uint64(d.Len) > end || d.Len < packet.EthLen {
+		return Verdict{Reason: InvalidPacket}
+	}
+	buf := c.mem[base:end]
+	dec := &p.dec
+	if err := encap.Decap(buf, int(d.Addr-base), int(d.Len), dec); err != nil || dec.Dst != c.s.Fabric.IP {
+		return Verdict{Reason: DecapError}
+	}
+	vrf := p.vrfOf(c.s, dec)
+	if vrf == nil || vrf.Table == nil {
+		return Verdict{Reason: UnknownLabel}
+	}
+	off, n := encap.InnerEthernet(buf, dec, [6]byte{}, [6]byte{})
+	if n == 0 {
+		return Verdict{Reason: DecapError}
+	}
+	f := buf[off : off+n]
+	switch packet.ParseIPv4(f[packet.EthLen:], &p.ip) {
+	case packet.IPv4OK:
+	case packet.IPv4Checksum:
+		return Verdict{Reason: IPChecksum}
+	default:
+		return Verdict{Reason: InvalidIPHeader}
+	}
+	id, found := vrf.Table.Lookup(p.ip.Dst)
+	nh := c.s.nh(id)
+	if !found || nh == nil || nh.Type != NHEncap || c.s.vif(nh.Vif) == nil {
+		return Verdict{Reason: NoRoute} // no transit through this node
+	}
+	packet.SetMACs(f, nh.DstMAC, c.s.MAC)
+	d.Addr, d.Len = base+uint64(off), uint32(n)
+	return Verdict{Vif: nh.Vif}
+}
+
+func (p *Pipeline) vrfOf(s *Snapshot, dec *encap.Decapped) *VRF {
+	if dec.Kind == encap.MPLSoUDP {
+		return s.vrfOfLabel(dec.Label)
+	}
+	id, ok := s.VNIs[dec.Label]
+	if !ok {
+		return nil
+	}
+	return s.vrf(id)
 }

@@ -125,6 +125,7 @@ type port struct {
 	queue   int
 	sock    Socket
 	g       *group
+	bind    Binder // steers the device queue to sock
 	stats   *VifStats
 	txq     []afxdp.Desc
 	pending bool // txq has frames and the port is on the dirty list
@@ -286,6 +287,12 @@ func (p *Poller) kick() error {
 // it. A vif may have several queues on one poller: all receive, the first
 // one opened transmits. It must run on the poller (use Do).
 func (p *Poller) AddPort(vif uint32, ifindex, queue int, stats *VifStats) error {
+	return p.AddPortWith(vif, ifindex, queue, stats, p.bind)
+}
+
+// AddPortWith is AddPort for a device whose queues another XDP program
+// steers (the fabric NIC's).
+func (p *Poller) AddPortWith(vif uint32, ifindex, queue int, stats *VifStats, bind Binder) error {
 	for _, q := range p.ports {
 		if q.vif == vif && q.queue == queue {
 			return fmt.Errorf("vif %d queue %d already open on this poller", vif, queue)
@@ -303,11 +310,11 @@ func (p *Poller) AddPort(vif uint32, ifindex, queue int, stats *VifStats) error 
 		p.release(g)
 		return fmt.Errorf("opening xdp socket on ifindex %d queue %d: %w", ifindex, queue, err)
 	}
-	if err := p.bind.Register(ifindex, queue, s.FD()); err != nil {
+	if err := bind.Register(ifindex, queue, s.FD()); err != nil {
 		err = errors.Join(fmt.Errorf("steering ifindex %d queue %d: %w", ifindex, queue, err), s.Close())
 		return errors.Join(err, p.release(g))
 	}
-	pt := &port{vif: vif, ifindex: ifindex, queue: queue, sock: s, g: g, stats: stats,
+	pt := &port{vif: vif, ifindex: ifindex, queue: queue, sock: s, g: g, bind: bind, stats: stats,
 		txq: make([]afxdp.Desc, 0, BatchSize*4)}
 	for int(vif) >= len(p.byVif) {
 		p.byVif = append(p.byVif, nil)
@@ -333,7 +340,7 @@ func (p *Poller) RemovePort(vif uint32) error {
 			kept = append(kept, pt)
 			continue
 		}
-		errs = append(errs, p.bind.Unregister(pt.ifindex, pt.queue))
+		errs = append(errs, pt.bind.Unregister(pt.ifindex, pt.queue))
 		if st, err := pt.sock.Stats(); err == nil {
 			addStats(&p.closed, st)
 		} else {

@@ -24,6 +24,10 @@ const (
 	InterfaceDown           // egress vif not open on this poller
 	TxRingFull              // egress TX ring full
 	NoFrame                 // no free frame in the egress port's UMEM to copy into
+	DecapError              // overlay frame from the fabric that does not decapsulate
+	UnknownLabel            // MPLS label or VNI of no local VN
+	NoNeighbor              // tunnel next hop whose underlay MAC is not resolved yet
+	EncapError              // no headroom or room to encapsulate
 
 	// Drops the kernel counted on xvr's AF_XDP sockets (XDP_STATISTICS).
 	XSKRxDropped  // no room for the frame in the UMEM
@@ -53,6 +57,10 @@ var reasonNames = [NumReasons]string{
 	InterfaceDown:    "interface_down",
 	TxRingFull:       "tx_ring_full",
 	NoFrame:          "no_frame",
+	DecapError:       "decap_error",
+	UnknownLabel:     "unknown_label",
+	NoNeighbor:       "no_neighbor",
+	EncapError:       "encap_error",
 	XSKRxDropped:     "xsk_rx_dropped_other",
 	XSKRxRingFull:    "xsk_rx_ring_full",
 	XSKFillEmpty:     "xsk_fill_ring_empty",

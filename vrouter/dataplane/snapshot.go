@@ -3,6 +3,7 @@ package dataplane
 import (
 	"sync/atomic"
 
+	"github.com/xvr-project/xvr/encap"
 	"github.com/xvr-project/xvr/vrouter/route"
 )
 
@@ -14,6 +15,7 @@ const (
 	NHDiscard NHType = iota
 	NHReceive        // for the router itself (gateway, DNS addresses)
 	NHEncap          // deliver to a local vif, rewriting the MACs
+	NHTunnel         // encapsulate to another node, out of the fabric vif
 )
 
 // Well-known next hop ids.
@@ -35,6 +37,23 @@ type NextHop struct {
 	Type   NHType
 	Vif    uint32
 	DstMAC [6]byte
+	// Tunnel next hops: how to encapsulate (Outer.DstMAC zero while the
+	// remote node's underlay MAC is unresolved: such packets are dropped).
+	Kind  encap.Kind
+	Label uint32 // MPLS label or VNI
+	Outer encap.Outer
+}
+
+// LabelBase is added to a VRF id to make the MPLS label a node receives a
+// VN's traffic under (labels below 16 are reserved).
+const LabelBase = 1000
+
+// Fabric is the node's fabric NIC as the pipeline sees it.
+type Fabric struct {
+	Valid bool
+	Vif   uint32
+	IP    [4]byte
+	MAC   [6]byte
 }
 
 // VRF is one virtual network's forwarding context.
@@ -59,10 +78,21 @@ func be32(a [4]byte) uint32 {
 // Snapshot is an immutable description of what to forward. The agent builds
 // a new one for every change and never mutates a published one.
 type Snapshot struct {
-	MAC      [6]byte // the vRouter's MAC, source of every frame it sends
+	MAC      [6]byte // the vRouter's MAC, source of every frame it sends to pods
 	Vifs     []Vif
 	NextHops []NextHop
 	VRFs     []VRF
+	Fabric   Fabric
+	// VNIs maps a VXLAN network identifier to its VRF.
+	VNIs map[uint32]uint32
+}
+
+// vrfOfLabel is the VRF an MPLS label names, or nil.
+func (s *Snapshot) vrfOfLabel(label uint32) *VRF {
+	if label < LabelBase {
+		return nil
+	}
+	return s.vrf(label - LabelBase)
 }
 
 func (s *Snapshot) vif(i uint32) *Vif {

@@ -54,7 +54,7 @@ func check(t *testing.T, s *Store) {
 		t.Errorf("ports = %+v, %v", ports, err)
 	}
 	routes, err := s.Routes()
-	if err != nil || len(routes) != 2 || routes[0] != route {
+	if err != nil || len(routes) != 2 || !reflect.DeepEqual(routes[0], route) {
 		t.Errorf("routes = %+v, %v", routes, err)
 	}
 }
@@ -90,7 +90,7 @@ func TestDelete(t *testing.T) {
 	nets, _ := s.Networks()
 	ports, _ := s.Ports()
 	routes, _ := s.Routes()
-	if len(nets) != 1 || nets[0].Name != "vn-left-1" || len(ports) != 0 || len(routes) != 1 || routes[0] != route {
+	if len(nets) != 1 || nets[0].Name != "vn-left-1" || len(ports) != 0 || len(routes) != 1 || !reflect.DeepEqual(routes[0], route) {
 		t.Errorf("after delete: %+v %+v %+v", nets, ports, routes)
 	}
 }

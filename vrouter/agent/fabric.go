@@ -1,0 +1,270 @@
+package agent
+
+import (
+	"context"
+	"hash/fnv"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/xvr-project/xvr/encap"
+	"github.com/xvr-project/xvr/vrouter/api"
+	"github.com/xvr-project/xvr/vrouter/dataplane"
+)
+
+// FabricVif is the fabric NIC's vif (Tungsten Fabric's vif 0/0).
+const FabricVif = 0
+
+// FabricConfig is the node's fabric NIC, which xvrd owns for overlay
+// traffic. Without one, tunnel routes are refused.
+type FabricConfig struct {
+	IfName string
+	NodeIP netip.Addr
+	// Encap is the encapsulation priority (default MPLSoUDP, VXLAN).
+	Encap []encap.Kind
+	// Program steers the fabric NIC's queues to xvrd (vrouter/xdpprog's Fabric).
+	Program FabricProgram
+	// Neighbors resolves remote nodes' underlay MACs.
+	Neighbors Neighbors
+}
+
+// FabricProgram is the fabric XDP program: the pod program's Attacher and
+// the poller's Binder.
+type FabricProgram interface {
+	Attach(ifindex int) error
+	dataplane.Binder
+}
+
+// Neighbors finds the underlay MAC to send to a remote node through.
+type Neighbors interface {
+	// Resolve returns the MAC of ip's next hop on the fabric, or ok false
+	// while it is being resolved (a probe was sent).
+	Resolve(ip netip.Addr) (mac net.HardwareAddr, ok bool, err error)
+}
+
+// fabric is the agent's view of the fabric port.
+type fabric struct {
+	cfg     FabricConfig
+	ifindex int
+	mac     [6]byte
+	queues  int
+	stats   *dataplane.VifStats
+	reason  string
+}
+
+// tunnel is the next hop of one tunnel route.
+type tunnel struct {
+	nh    uint32
+	kind  encap.Kind
+	label uint32 // MPLS label or VNI, per kind
+	node  netip.Addr
+	mac   [6]byte // zero while unresolved
+}
+
+// openFabric opens the fabric NIC's queues on the pollers and attaches the
+// fabric program; a failure leaves it down, retried by Reconcile.
+func (a *Agent) openFabric(ctx context.Context) {
+	f := a.fab
+	if f == nil || f.ifindex != 0 {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	err := a.tryOpenFabric(ctx, f)
+	if err != nil {
+		a.closeFabric(ctx)
+		if f.reason != err.Error() {
+			a.cfg.Log.Warn("fabric down", "dev", f.cfg.IfName, "err", err)
+		}
+		f.reason = err.Error()
+		return
+	}
+	f.reason = ""
+	a.cfg.Log.Info("fabric up", "dev", f.cfg.IfName, "node_ip", f.cfg.NodeIP, "queues", f.queues)
+	a.publish()
+}
+
+func (a *Agent) tryOpenFabric(ctx context.Context, f *fabric) error {
+	ifindex, queues, err := a.cfg.Links.Lookup(f.cfg.IfName)
+	if err != nil {
+		return err
+	}
+	mac, err := a.cfg.Links.MAC(f.cfg.IfName)
+	if err != nil {
+		return err
+	}
+	copy(f.mac[:], mac)
+	f.ifindex = ifindex
+	np := len(a.cfg.Pollers)
+	for q := 0; q < queues; q++ {
+		pl := a.cfg.Pollers[q%np]
+		if err := pl.Do(ctx, func() error { return pl.AddPortWith(FabricVif, ifindex, q, f.stats, f.cfg.Program) }); err != nil {
+			return err
+		}
+		f.queues = q + 1
+	}
+	return f.cfg.Program.Attach(ifindex)
+}
+
+func (a *Agent) closeFabric(ctx context.Context) {
+	f := a.fab
+	for q := 0; q < min(f.queues, len(a.cfg.Pollers)); q++ {
+		pl := a.cfg.Pollers[q]
+		if err := pl.Do(ctx, func() error { return pl.RemovePort(FabricVif) }); err != nil {
+			a.cfg.Log.Warn("closing fabric socket", "queue", q, "err", err)
+		}
+	}
+	f.queues, f.ifindex = 0, 0
+}
+
+// vniOf is a VN's VXLAN identifier: the same on every node without
+// coordination, a hash of its Contrail name into 1..2^24-1.
+func vniOf(project, vn string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(project + ":" + vn))
+	return h.Sum32()%encap.MaxVNI + 1
+}
+
+// setVNI gives n its VNI (requested or hashed) and refuses one another VN has.
+func (a *Agent) setVNI(n *network, requested uint32) error {
+	if requested > encap.MaxVNI {
+		return api.BadRequest("network %s: vni %d above %d", n.spec.Key(), requested, encap.MaxVNI)
+	}
+	n.spec.VNI = requested
+	if n.spec.VNI == 0 {
+		n.spec.VNI = vniOf(n.spec.Project, n.spec.VNName)
+	}
+	for _, o := range a.nets {
+		if o.target == nil && o.spec.Key() != n.spec.Key() && o.spec.VNI == n.spec.VNI {
+			return api.Conflict("network %s: vni %d is network %s's; set a vni", n.spec.Key(), n.spec.VNI, o.spec.Key())
+		}
+	}
+	return nil
+}
+
+// validateTunnel checks a tunnel next hop and picks its encapsulation.
+func (a *Agent) validateTunnel(r *api.Route, vn *network) (*tunnel, error) {
+	f := a.fab
+	if f == nil {
+		return nil, api.Conflict("route %s: xvrd has no fabric (-fabric-if): no tunnel routes", r.Prefix)
+	}
+	nh := &r.NextHop
+	node, err := netip.ParseAddr(nh.Node)
+	if err != nil || !node.Is4() || node == f.cfg.NodeIP {
+		return nil, api.BadRequest("route %s: tunnel node %q is not another node's IPv4 address", r.Prefix, nh.Node)
+	}
+	nh.Port = ""
+	accepted, err := encap.ParsePriority(strings.Join(nh.Encaps, ","))
+	if err != nil {
+		return nil, api.BadRequest("route %s: encaps: %v", r.Prefix, err)
+	}
+	if nh.Label != 0 && (nh.Label < encap.MinLabel || nh.Label > encap.MaxLabel) {
+		return nil, api.BadRequest("route %s: label %d outside %d..%d", r.Prefix, nh.Label, encap.MinLabel, encap.MaxLabel)
+	}
+	if nh.VNI == 0 {
+		nh.VNI = vn.spec.VNI
+	}
+	if nh.VNI > encap.MaxVNI {
+		return nil, api.BadRequest("route %s: vni %d above %d", r.Prefix, nh.VNI, encap.MaxVNI)
+	}
+	if nh.Label == 0 { // MPLSoUDP needs the remote's label
+		accepted = without(accepted, encap.MPLSoUDP)
+	}
+	kind, ok := encap.Choose(f.cfg.Encap, accepted)
+	if !ok {
+		return nil, api.BadRequest("route %s: no encapsulation both this node (%v) and the remote (%v) accept",
+			r.Prefix, f.cfg.Encap, nh.Encaps)
+	}
+	t := &tunnel{kind: kind, label: nh.Label, node: node}
+	if kind == encap.VXLAN {
+		t.label = nh.VNI
+	}
+	return t, nil
+}
+
+func without(kinds []encap.Kind, k encap.Kind) []encap.Kind {
+	out := kinds[:0:0]
+	for _, x := range kinds {
+		if x != k {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// resolve looks the tunnel's underlay MAC up; it reports whether it changed.
+func (a *Agent) resolve(t *tunnel) bool {
+	mac, ok, err := a.fab.cfg.Neighbors.Resolve(t.node)
+	if err != nil {
+		a.cfg.Log.Warn("resolving underlay neighbour", "node", t.node, "err", err)
+		return false
+	}
+	if !ok || len(mac) != 6 || [6]byte(mac) == t.mac {
+		return false
+	}
+	t.mac = [6]byte(mac)
+	return true
+}
+
+// reconcileFabric reopens a fabric that is down and resolves tunnels whose
+// underlay MAC is unknown.
+func (a *Agent) reconcileFabric(ctx context.Context) {
+	if a.fab == nil {
+		return
+	}
+	a.openFabric(ctx)
+	changed := false
+	for _, t := range a.tunnels {
+		if t.mac == ([6]byte{}) && a.resolve(t) {
+			changed = true
+		}
+	}
+	if changed {
+		a.publish()
+	}
+}
+
+// publishFabric adds the fabric and the tunnel next hops to s.
+func (a *Agent) publishFabric(s *dataplane.Snapshot) {
+	f := a.fab
+	if f == nil {
+		return
+	}
+	if f.ifindex != 0 {
+		s.Fabric = dataplane.Fabric{Valid: true, Vif: FabricVif, IP: f.cfg.NodeIP.As4(), MAC: f.mac}
+		for len(s.Vifs) <= FabricVif {
+			s.Vifs = append(s.Vifs, dataplane.Vif{})
+		}
+		s.Vifs[FabricVif] = dataplane.Vif{Valid: true}
+	}
+	for _, t := range a.tunnels {
+		for int(t.nh) >= len(s.NextHops) {
+			s.NextHops = append(s.NextHops, dataplane.NextHop{Type: dataplane.NHDiscard})
+		}
+		s.NextHops[t.nh] = dataplane.NextHop{Type: dataplane.NHTunnel, Vif: FabricVif, Kind: t.kind, Label: t.label,
+			Outer: encap.Outer{SrcMAC: f.mac, DstMAC: t.mac, Src: f.cfg.NodeIP.As4(), Dst: t.node.As4()}}
+	}
+}
+
+// fabricVif describes the fabric port for introspection.
+func (a *Agent) fabricVif() (api.Vif, bool) {
+	f := a.fab
+	if f == nil {
+		return api.Vif{}, false
+	}
+	v := api.Vif{ID: FabricVif, Name: f.cfg.IfName, Type: "fabric", IP: f.cfg.NodeIP.String(), State: "up",
+		MAC:       net.HardwareAddr(f.mac[:]).String(),
+		RXPackets: f.stats.RXPackets.Load(), RXBytes: f.stats.RXBytes.Load(),
+		TXPackets: f.stats.TXPackets.Load(), TXBytes: f.stats.TXBytes.Load(), Drops: f.stats.Drops.Load()}
+	if f.ifindex == 0 {
+		v.State = "down: " + f.reason
+	}
+	return v, true
+}
+
+func encapNames(kinds []encap.Kind) []string {
+	out := make([]string, len(kinds))
+	for i, k := range kinds {
+		out[i] = k.String()
+	}
+	return out
+}
