@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 CMDS    := $(notdir $(wildcard cmd/*))
 
-.PHONY: all build deps test test-unit fmt-check vet bench demo demo-single-node generate clean
+.PHONY: all build deps test test-unit fmt-check vet bench bench-quick demo demo-single-node generate clean
 
 all: build
 
@@ -32,8 +32,14 @@ test: deps build fmt-check vet
 test-unit:
 	$(GO) test -short -count=1 ./...
 
-bench: deps
-	$(GO) test -count=1 -run '^$$' -bench . -benchtime 2s ./vrouter/... ./bench/...
+# xvr against Linux routing, bridge and kernel VXLAN on the same topology
+# (docs/bench.md); bench-quick is the ~80 s version.
+bench: deps build
+	bin/xvr-bench -o bench-out
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 2s ./vrouter/... ./bench/... ./encap ./flowtable
+
+bench-quick: deps build
+	bin/xvr-bench --quick -o bench-out
 
 demo: deps build
 	./scripts/demo.sh

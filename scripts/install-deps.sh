@@ -9,6 +9,7 @@ have ip || need+=(iproute2)
 have ping || need+=(iputils-ping)
 have ethtool || need+=(ethtool)
 have tcpdump || need+=(tcpdump)
+have iperf3 || need+=(iperf3)
 have gcc || need+=(gcc)
 
 if ((${#need[@]})); then

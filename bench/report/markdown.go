@@ -1,0 +1,124 @@
+package report
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// WriteMarkdown writes r as a Markdown section: header facts, the
+// throughput/latency/CPU table, TCP, skipped datapaths and the method.
+func (r *Report) WriteMarkdown(w io.Writer) error {
+	b := bufio.NewWriter(w)
+	r.mdHeader(b)
+	r.mdTable(b)
+	r.mdTCP(b)
+	r.mdSkipped(b)
+	r.mdMethod(b)
+	if err := b.Flush(); err != nil {
+		return fmt.Errorf("write markdown: %w", err)
+	}
+	return nil
+}
+
+func (r *Report) mdHeader(b *bufio.Writer) {
+	mode := "full"
+	if r.Quick {
+		mode = "quick"
+	}
+	fmt.Fprintf(b, "## xvr-bench %s run, %s\n\n", mode, r.Date.UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(b, "- machine: %s\n- command: `%s`\n- pinning: %s\n\n", r.Machine, r.Command, r.Pinning)
+}
+
+func (r *Report) mdTable(b *bufio.Writer) {
+	fmt.Fprintf(b, "| datapath | frame | zero-loss Mpps | Gbit/s | vs %s | delivered at overload Mpps | RTT p50 / p99 / p99.9 µs (load) | CPU ns/pkt machine / softirq / forwarder | trials |\n", r.Baseline)
+	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+	for _, d := range r.Datapaths {
+		for _, row := range d.Rows {
+			fmt.Fprintf(b, "| %s | %s | %s | %.3f | %s | %.3f | %s | %s | %d |\n", d.Name, row.Size, mpps(row),
+				row.Gbps, ratio(row.VsBaseline), row.OverloadPPS/1e6, latency(row.Latency), cpu(row), row.Trials)
+		}
+		if d.Error != "" {
+			fmt.Fprintf(b, "| %s | — | failed: %s | | | | | | |\n", d.Name, oneLine(d.Error))
+		}
+	}
+	b.WriteString("\n")
+}
+
+func mpps(row Row) string {
+	s := fmt.Sprintf("%.3f", row.ZeroLossPPS/1e6)
+	if row.GeneratorBound {
+		s = "≥ " + s + " (generator-bound)"
+	}
+	return s
+}
+
+func ratio(v float64) string {
+	if v == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f×", v)
+}
+
+func latency(l *Latency) string {
+	if l == nil || l.Probes == 0 {
+		return "—"
+	}
+	s := fmt.Sprintf("%.0f / %.0f / %.0f (%.2f Mpps)", l.P50, l.P99, l.P999, l.LoadPPS/1e6)
+	if l.Lost > 0 {
+		s += fmt.Sprintf(", %d/%d lost", l.Lost, l.Probes)
+	}
+	return s
+}
+
+func cpu(row Row) string {
+	fwd := "—"
+	if row.FwdNsPerPkt > 0 {
+		fwd = fmt.Sprintf("%.0f", row.FwdNsPerPkt)
+	}
+	return fmt.Sprintf("%.0f / %.0f / %s", row.CPUNsPerPkt, row.SoftIRQNsPerPkt, fwd)
+}
+
+func (r *Report) mdTCP(b *bufio.Writer) {
+	b.WriteString("| datapath | TCP Gbit/s (iperf3, 1 stream) | retransmits |\n|---|---|---|\n")
+	for _, d := range r.Datapaths {
+		if d.TCP != nil {
+			fmt.Fprintf(b, "| %s | %.2f | %d |\n", d.Name, d.TCP.Gbps, d.TCP.Retransmits)
+		}
+	}
+	b.WriteString("\n")
+}
+
+func (r *Report) mdSkipped(b *bufio.Writer) {
+	for _, d := range r.Datapaths {
+		if d.Skipped != "" {
+			fmt.Fprintf(b, "- %s skipped: %s\n", d.Name, d.Skipped)
+		}
+	}
+	for _, d := range r.Datapaths {
+		if d.Notes != "" {
+			fmt.Fprintf(b, "- %s: %s\n", d.Name, d.Notes)
+		}
+	}
+	b.WriteString("\n")
+}
+
+func (r *Report) mdMethod(b *bufio.Writer) {
+	if len(r.Method) == 0 {
+		return
+	}
+	b.WriteString("Method:\n\n")
+	for _, m := range r.Method {
+		fmt.Fprintf(b, "- %s\n", m)
+	}
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	s = strings.ReplaceAll(s, "|", "\\|")
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}

@@ -1,0 +1,138 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func sample() *Report {
+	r := &Report{Machine: "test CPU x2, kernel 6.18", Date: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC),
+		Command: "xvr-bench --quick", Quick: true, Pinning: "generator CPU 0, forwarder CPU 1",
+		Method: []string{"binary search <zero loss>"}}
+	r.Datapaths = []Datapath{
+		{Name: "xvr", Rows: []Row{
+			{Size: "64", ZeroLossPPS: 400e3, Gbps: 0.2048, Trials: 7, FwdNsPerPkt: 1800,
+				Latency: &Latency{LoadPPS: 200e3, Probes: 100, P50: 40, P99: 90, P999: 120}},
+			{Size: "IMIX", ZeroLossPPS: 300e3}}, TCP: &TCP{Gbps: 1.9}},
+		{Name: "linux-routing", Rows: []Row{{Size: "64", ZeroLossPPS: 500e3}, {Size: "IMIX", ZeroLossPPS: 250e3, GeneratorBound: true}}},
+		{Name: "kernel-vxlan", Error: "boom | bang"},
+		{Name: "ovs-afxdp", Skipped: "openvswitch-switch not installed"},
+	}
+	r.FillRatios("linux-routing")
+	return r
+}
+
+func TestRatios(t *testing.T) {
+	r := sample()
+	if got := r.Datapaths[0].Rows[0].VsBaseline; got != 0.8 {
+		t.Fatalf("xvr 64 vs linux = %v, want 0.8", got)
+	}
+	if got := r.Datapaths[0].Rows[1].VsBaseline; got != 1.2 {
+		t.Fatalf("xvr IMIX vs linux = %v, want 1.2", got)
+	}
+	if got := r.Datapaths[1].Rows[0].VsBaseline; got != 1 {
+		t.Fatalf("baseline vs itself = %v", got)
+	}
+}
+
+func TestMarkdown(t *testing.T) {
+	var b bytes.Buffer
+	if err := sample().WriteMarkdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	md := b.String()
+	for _, want := range []string{
+		"## xvr-bench quick run, 2026-11-27 10:00 UTC",
+		"- machine: test CPU x2, kernel 6.18", "`xvr-bench --quick`", "generator CPU 0, forwarder CPU 1",
+		"| datapath | frame | zero-loss Mpps | Gbit/s | vs linux-routing |",
+		"| xvr | 64 | 0.400 | 0.205 | 0.80× | 0.000 | 40 / 90 / 120 (0.20 Mpps) | 0 / 0 / 1800 | 7 |",
+		"| linux-routing | IMIX | ≥ 0.250 (generator-bound) |",
+		"| kernel-vxlan | — | failed: boom \\| bang |",
+		"| xvr | 1.90 | 0 |",
+		"- ovs-afxdp skipped: openvswitch-switch not installed",
+		"- binary search <zero loss>",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+func TestJSONRoundTrip(t *testing.T) {
+	var b bytes.Buffer
+	r := sample()
+	if err := r.WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(b.Bytes(), &back); err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Datapaths) != 4 || back.Datapaths[0].Rows[0].Latency.P99 != 90 || back.Baseline != "linux-routing" {
+		t.Fatalf("round trip lost data: %+v", back)
+	}
+	for _, key := range []string{`"zero_loss_pps": 400000`, `"p999_us": 120`, `"skipped": "openvswitch-switch not installed"`} {
+		if !strings.Contains(b.String(), key) {
+			t.Errorf("json lacks %s", key)
+		}
+	}
+}
+
+// wellFormed parses the SVG fully and counts elements by name.
+func wellFormed(t *testing.T, svg []byte) map[string]int {
+	t.Helper()
+	d := xml.NewDecoder(bytes.NewReader(svg))
+	count := map[string]int{}
+	for {
+		tok, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			return count
+		}
+		if err != nil {
+			t.Fatalf("svg not well-formed: %v\n%s", err, svg)
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			count[se.Name.Local]++
+		}
+	}
+}
+
+func TestSVG(t *testing.T) {
+	var b bytes.Buffer
+	if err := sample().WriteSVG(&b); err != nil {
+		t.Fatal(err)
+	}
+	n := wellFormed(t, b.Bytes())
+	// background + 2 sizes x 2 datapaths with rows + 2 legend swatches
+	if n["svg"] != 1 || n["rect"] != 1+4+2 || n["title"] != 4 {
+		t.Fatalf("svg elements %v", n)
+	}
+	b.Reset()
+	if err := (&Report{}).WriteSVG(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "no results") {
+		t.Fatal("empty chart has no 'no results' text")
+	}
+	wellFormed(t, b.Bytes())
+}
+
+func TestWriteDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out")
+	if err := sample().WriteDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{MarkdownFile, JSONFile, SVGFile} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}

@@ -1,0 +1,163 @@
+package topo
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/xvr-project/xvr/bench/gen"
+)
+
+// Source is one generator per frame size on A's eth0, sending UDP frames
+// from A to B's SinkPort addressed to DstMAC. Not safe for concurrent use.
+type Source struct {
+	Sizes []int
+	gens  []*gen.Generator
+	prog  *ebpf.Program
+	link  link.Link
+}
+
+// NewSource prepares generators for sizes (each MinUDPFrameLen..MaxFrameLen,
+// distinct) and, for kernel datapaths, the header-restore program on A's
+// host veth. Close it before making another Source on t.
+func (t *Topology) NewSource(sizes []int) (*Source, error) {
+	s := &Source{Sizes: append([]int(nil), sizes...)}
+	frames := make([][]byte, 0, len(sizes))
+	for _, size := range sizes {
+		f, err := gen.FrameUDP(size, t.A.MAC, t.DstMAC,
+			netip.AddrPortFrom(t.A.IP.Addr(), 49152), netip.AddrPortFrom(t.B.IP.Addr(), SinkPort))
+		if err != nil {
+			return nil, err
+		}
+		frames = append(frames, f)
+	}
+	err := s.open(t, frames)
+	if err == nil && t.restore {
+		err = s.attachRestore(t, frames)
+	}
+	if err != nil {
+		return nil, errors.Join(err, s.Close())
+	}
+	return s, nil
+}
+
+func (s *Source) open(t *Topology, frames [][]byte) error {
+	return gen.InNetNS(t.A.NS.Name, func() error {
+		ifi, err := net.InterfaceByName(t.A.IfName)
+		if err != nil {
+			return fmt.Errorf("find %s: %w", t.A.IfName, err)
+		}
+		for _, f := range frames {
+			g, err := gen.NewGenerator(ifi.Index, f)
+			if err != nil {
+				return err
+			}
+			s.gens = append(s.gens, g)
+		}
+		return nil
+	})
+}
+
+// attachRestore attaches to A's host veth an XDP program that rewrites the
+// Ethernet and IPv4 headers of every frame of a known length to those of
+// the generated frame of that length, and passes it on. See the package
+// doc: Linux forwarding dirties the recycled live-frames pages in place.
+func (s *Source) attachRestore(t *Topology, frames [][]byte) error {
+	var err error
+	s.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{Name: "xvr_restore", Type: ebpf.XDP,
+		License: "Dual MIT/GPL", Instructions: restoreInsns(frames)})
+	if err != nil {
+		return fmt.Errorf("load restore program: %w", err)
+	}
+	return gen.InNetNS(t.A.Node.Name, func() error {
+		ifi, err := net.InterfaceByName(t.A.HostIf)
+		if err != nil {
+			return fmt.Errorf("find %s: %w", t.A.HostIf, err)
+		}
+		s.link, err = link.AttachXDP(link.XDPOptions{Program: s.prog, Interface: ifi.Index, Flags: link.XDPDriverMode})
+		if err != nil {
+			return fmt.Errorf("attach restore to %s: %w", t.A.HostIf, err)
+		}
+		return nil
+	})
+}
+
+// restoreLen covers what forwarding rewrites: Ethernet and IPv4 headers.
+const restoreLen = 14 + 20
+
+const xdpPass = 2
+
+// restoreInsns: for the frame of frames whose length equals the packet's,
+// overwrite the first restoreLen bytes with that frame's; return XDP_PASS.
+func restoreInsns(frames [][]byte) asm.Instructions {
+	insns := asm.Instructions{
+		asm.LoadMem(asm.R2, asm.R1, 0, asm.Word), // xdp_md.data
+		asm.LoadMem(asm.R3, asm.R1, 4, asm.Word), // xdp_md.data_end
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, restoreLen),
+		asm.JGT.Reg(asm.R4, asm.R3, "pass"),
+		asm.Mov.Reg(asm.R5, asm.R3),
+		asm.Sub.Reg(asm.R5, asm.R2), // frame length
+	}
+	label := func(i int) string {
+		if i == len(frames) {
+			return "pass"
+		}
+		return fmt.Sprintf("try%d", i)
+	}
+	for i, f := range frames {
+		block := append(asm.Instructions{asm.JNE.Imm(asm.R5, int32(len(f)), label(i+1))},
+			storeHeader(f[:restoreLen])...)
+		block = append(block, asm.Ja.Label("pass"))
+		if i > 0 {
+			block[0] = block[0].WithSymbol(label(i))
+		}
+		insns = append(insns, block...)
+	}
+	return append(insns, asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("pass"), asm.Return())
+}
+
+// storeHeader writes hdr (even length) at R2 with immediate stores.
+func storeHeader(hdr []byte) asm.Instructions {
+	var insns asm.Instructions
+	off := 0
+	for ; off+4 <= len(hdr); off += 4 {
+		v := int32(binary.LittleEndian.Uint32(hdr[off:])) // stored in host (little-endian) order
+		insns = append(insns, asm.StoreImm(asm.R2, int16(off), int64(v), asm.Word))
+	}
+	for ; off+2 <= len(hdr); off += 2 {
+		v := int16(binary.LittleEndian.Uint16(hdr[off:]))
+		insns = append(insns, asm.StoreImm(asm.R2, int16(off), int64(v), asm.Half))
+	}
+	return insns
+}
+
+// Send injects n frames of Sizes[i].
+func (s *Source) Send(i int, n uint32) error {
+	if i < 0 || i >= len(s.gens) {
+		return fmt.Errorf("no generator %d", i)
+	}
+	_, err := s.gens[i].Send(n)
+	return err
+}
+
+// Close releases the generators and detaches the restore program.
+func (s *Source) Close() error {
+	var errs []error
+	for _, g := range s.gens {
+		errs = append(errs, g.Close())
+	}
+	if s.link != nil {
+		errs = append(errs, s.link.Close())
+	}
+	if s.prog != nil {
+		errs = append(errs, s.prog.Close())
+	}
+	return errors.Join(errs...)
+}

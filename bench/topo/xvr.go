@@ -1,0 +1,200 @@
+package topo
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// VrouterMAC is the MAC xvrd answers ARP for its gateways with.
+const VrouterMAC = "02:78:76:72:00:01"
+
+const (
+	xvrNetwork = "default/vn-xbench"
+	xvrGW      = "198.18.55.254"
+	xvrNAD     = `apiVersion: k8s.cni.cncf.io/v1
+kind: NetworkAttachmentDefinition
+metadata:
+  name: vn-xbench
+  namespace: default
+  annotations:
+    opencontrail.org/cidr: "198.18.55.0/24"
+spec:
+  config: '{ "cniVersion": "1.0.0", "type": "xvr" }'
+`
+)
+
+// Xvrd is an xvrd that Build started in the node namespace.
+type Xvrd struct {
+	cmd    *exec.Cmd
+	dir    string
+	bin    string
+	socket string
+	log    string
+}
+
+// buildXVR: xvrd in a node namespace forwards between two ports of one VN,
+// added with xvrctl.
+func (t *Topology) buildXVR(o Options) error {
+	t.Notes = "node netns, xvrd (1 poller, AF_XDP copy mode on both host veths), ports of one VN via xvrctl"
+	for _, b := range []string{"xvrd", "xvrctl"} {
+		if _, err := os.Stat(filepath.Join(o.BinDir, b)); err != nil {
+			return fmt.Errorf("%s not built (make build): %w", b, err)
+		}
+	}
+	node, err := newNS("xbn", &t.u)
+	if err != nil {
+		return err
+	}
+	if t.Forwarder, err = startXvrd(node, o, &t.u); err != nil {
+		return err
+	}
+	nad := filepath.Join(t.Forwarder.dir, "nad.yaml")
+	if err := os.WriteFile(nad, []byte(xvrNAD), 0o600); err != nil {
+		return fmt.Errorf("write nad: %w", err)
+	}
+	if _, err := t.Forwarder.Ctl("apply", "-f", nad); err != nil {
+		return err
+	}
+	if t.A, err = t.xvrPod(node, "198.18.55.1/24", macA); err != nil {
+		return err
+	}
+	t.B, err = t.xvrPod(node, "198.18.55.2/24", macB)
+	t.DstMAC, _ = net.ParseMAC(VrouterMAC)
+	return err
+}
+
+func (t *Topology) xvrPod(node *NS, ip string, mac net.HardwareAddr) (Endpoint, error) {
+	pfx := netip.MustParsePrefix(ip)
+	p, err := t.addPod(node, pfx, mac, netip.MustParseAddr(xvrGW))
+	if err != nil {
+		return p, err
+	}
+	_, err = t.Forwarder.Ctl("port", "add", "--id", p.NS.Name+"/eth0", "--network", xvrNetwork,
+		"--host-if", p.HostIf, "--ip", pfx.Addr().String(), "--mac", mac.String())
+	return p, err
+}
+
+// startXvrd runs xvrd in ns (under taskset when o.ForwarderCPU >= 0) and
+// waits for its API; u gets its stop and the removal of its directory.
+func startXvrd(ns *NS, o Options, u *undo) (*Xvrd, error) {
+	dir, err := os.MkdirTemp("", "xvr-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("xvrd dir: %w", err)
+	}
+	u.push(func() error { return os.RemoveAll(dir) })
+	x := &Xvrd{dir: dir, bin: o.BinDir, socket: filepath.Join(dir, "xvrd.sock"), log: filepath.Join(dir, "xvrd.log")}
+	argv := append([]string{"ip"}, ns.ExecArgs(filepath.Join(o.BinDir, "xvrd"), "-socket", x.socket,
+		"-db", filepath.Join(dir, "xvrd.db"), "-mac", VrouterMAC, "-reconcile", "500ms")...)
+	if o.ForwarderCPU >= 0 {
+		argv = append([]string{"taskset", "-c", strconv.Itoa(o.ForwarderCPU)}, argv...)
+	}
+	if err := x.start(argv, o.Log); err != nil {
+		return nil, err
+	}
+	u.push(x.stop)
+	return x, x.waitReady()
+}
+
+// start execs argv; taskset and `ip netns exec` exec in place, so the pid
+// is xvrd's. It leads its own process group.
+func (x *Xvrd) start(argv []string, log io.Writer) error {
+	logf, err := os.Create(x.log)
+	if err != nil {
+		return fmt.Errorf("xvrd log: %w", err)
+	}
+	defer logf.Close() // the child has its own descriptor
+	x.cmd = exec.Command(argv[0], argv[1:]...)
+	x.cmd.Stdout, x.cmd.Stderr = logf, logf
+	if log != nil {
+		w := io.MultiWriter(logf, log)
+		x.cmd.Stdout, x.cmd.Stderr = w, w
+	}
+	x.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := x.cmd.Start(); err != nil {
+		return fmt.Errorf("start xvrd: %w", err)
+	}
+	return nil
+}
+
+func (x *Xvrd) waitReady() error {
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
+		if _, err := x.Ctl("status"); err == nil {
+			return nil
+		}
+		if x.exited() {
+			return fmt.Errorf("xvrd exited:\n%s", x.LogTail())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("xvrd did not serve within 15s:\n%s", x.LogTail())
+}
+
+// Pid is xvrd's process id.
+func (x *Xvrd) Pid() int { return x.cmd.Process.Pid }
+
+// Ctl runs xvrctl against this xvrd.
+func (x *Xvrd) Ctl(args ...string) (string, error) {
+	argv := append([]string{"--socket", x.socket}, args...)
+	out, err := exec.Command(filepath.Join(x.bin, "xvrctl"), argv...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("xvrctl %s: %w: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// LogTail returns the end of xvrd's log.
+func (x *Xvrd) LogTail() string {
+	b, err := os.ReadFile(x.log)
+	if err != nil {
+		return err.Error()
+	}
+	if len(b) > 3000 {
+		b = b[len(b)-3000:]
+	}
+	return string(b)
+}
+
+// stop sends SIGTERM to xvrd's pid (and group), SIGKILL after 5 s. It never
+// signals a reaped pid: exited() does not reap.
+func (x *Xvrd) stop() error {
+	pid := x.cmd.Process.Pid
+	var errs []error
+	if err := unix.Kill(-pid, unix.SIGTERM); err != nil && !errors.Is(err, unix.ESRCH) {
+		errs = append(errs, fmt.Errorf("sigterm xvrd: %w", err))
+	}
+	for deadline := time.Now().Add(5 * time.Second); !x.exited() && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !x.exited() {
+		errs = append(errs, errors.New("xvrd ignored sigterm for 5s"))
+		if err := unix.Kill(-pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+			errs = append(errs, fmt.Errorf("sigkill xvrd: %w", err))
+		}
+	}
+	_ = x.cmd.Wait() // its exit status after a signal says nothing
+	return errors.Join(errs...)
+}
+
+// exited reports whether xvrd has exited, without reaping it.
+func (x *Xvrd) exited() bool {
+	var info unix.Siginfo
+	err := unix.Waitid(unix.P_PID, x.cmd.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT|unix.WNOHANG, nil)
+	return err != nil || info.Signo != 0
+}
+
+// CPUTime returns xvrd's user plus system CPU time (all threads).
+func (x *Xvrd) CPUTime() (time.Duration, error) {
+	return ProcCPU(x.cmd.Process.Pid)
+}

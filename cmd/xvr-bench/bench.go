@@ -1,0 +1,209 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/xvr-project/xvr/bench/report"
+	"github.com/xvr-project/xvr/bench/rfc2544"
+	"github.com/xvr-project/xvr/bench/topo"
+)
+
+// progress writes timestamped progress lines.
+type progress struct {
+	w     io.Writer
+	start time.Time
+}
+
+func (p progress) printf(format string, a ...any) {
+	fmt.Fprintf(p.w, "[%5.1fs] "+format+"\n", append([]any{time.Since(p.start).Seconds()}, a...)...)
+}
+
+// bench runs every datapath and writes the report.
+func bench(c config, log io.Writer) error {
+	if os.Geteuid() != 0 {
+		return errors.New("needs root (network namespaces, veth, XDP)")
+	}
+	p := progress{w: log, start: time.Now()}
+	rep := &report.Report{Machine: machine(), Date: time.Now(), Command: c.command, Quick: c.quick, Method: method(c)}
+	c.fwdCPU = pinning(&c, rep, p)
+	deadline := p.start.Add(c.budget)
+	for _, k := range c.datapaths {
+		rep.Datapaths = append(rep.Datapaths, runDatapath(c, k, deadline, p))
+	}
+	rep.FillRatios(string(topo.LinuxRouting))
+	if err := rep.WriteDir(c.out); err != nil {
+		return err
+	}
+	p.printf("report: %s/{%s,%s,%s}", c.out, report.MarkdownFile, report.JSONFile, report.SVGFile)
+	return nil
+}
+
+// pinning pins this process (the generator) to c.genCPU and returns the
+// forwarder CPU to use (-1: none, on a one-CPU machine or when asked).
+func pinning(c *config, rep *report.Report, p progress) int {
+	n := runtime.NumCPU()
+	if c.fwdCPU < 0 || n < 2 || c.genCPU == c.fwdCPU || c.genCPU >= n || c.fwdCPU >= n {
+		rep.Pinning = "none (generator, forwarder and helpers share all CPUs)"
+		return -1
+	}
+	if err := pinProcess(c.genCPU); err != nil {
+		p.printf("warning: %v; running unpinned", err)
+		rep.Pinning = "none (pinning failed: " + err.Error() + ")"
+		return -1
+	}
+	rep.Pinning = fmt.Sprintf("generator (xvr-bench, all threads) on CPU %d; forwarder on CPU %d "+
+		"(xvrd under taskset; kernel datapaths: RPS of the ingress host veth); ping and iperf3 unpinned", c.genCPU, c.fwdCPU)
+	return c.fwdCPU
+}
+
+func method(c config) []string {
+	return []string{
+		"Generator: kernel XDP live-frames test run (bench/gen) on pod a's eth0; sink: XDP program on pod b's eth0 counting and dropping UDP to port 9 (other traffic passes).",
+		fmt.Sprintf("Zero-loss throughput: RFC 2544 binary search on the offered rate (first trial unpaced, then the rate delivered under overload, then bisection), %v per trial, stop at %.0f %% resolution or %d trials, loss tolerance %g.", c.trial, c.resolution*100, c.maxTrials, c.lossTol),
+		fmt.Sprintf("Pacing: the generator has no rate control; every %v the frames due since the trial began go out as one burst (at most 4 slices' worth), so the average rate is exact over a trial but the load is bursty: frames within a burst leave back to back at the generator's speed (one live-frames run costs ~20 ms of fixed set-up/tear-down here, so finer slices cannot be kept).", rfc2544.Slice),
+		"Gbit/s counts frame bytes on the veth (no FCS, preamble or gap). IMIX is 7:4:1 of 64/576/1500-byte frames, interleaved in exact proportion.",
+		fmt.Sprintf("Latency: RTT of %d ICMP echoes (ping -i 0.001, 84-byte IP) from pod a to pod b through the datapath, while the generator offers %.0f %% of the zero-loss rate of that frame size.", c.pings, c.loadFrac*100),
+		"CPU ns/pkt: busy time of the whole machine (/proc/stat user+nice+system+irq+softirq, generator included) and its softirq part, and the forwarder process's utime+stime (/proc/PID/stat, xvr only), over the best passing trial, per delivered frame; 10 ms tick resolution.",
+		"TCP: one iperf3 stream, pod a to pod b.",
+	}
+}
+
+// runDatapath builds one topology, measures every mix and tears it down.
+func runDatapath(c config, k topo.Kind, deadline time.Time, p progress) report.Datapath {
+	d := report.Datapath{Name: string(k)}
+	if time.Now().After(deadline) {
+		d.Skipped = "time budget of this mode used up"
+		return d
+	}
+	p.printf("%s: building topology", k)
+	t, err := topo.Build(k, topo.Options{BinDir: c.binDir, ForwarderCPU: c.fwdCPU})
+	if errors.Is(err, topo.ErrSkipped) {
+		d.Skipped = skipReason(err)
+		p.printf("%s skipped: %s", k, d.Skipped)
+		return d
+	}
+	if err != nil {
+		d.Error = err.Error()
+		p.printf("%s failed: %v", k, err)
+		return d
+	}
+	d.Notes = t.Notes
+	measure(c, t, &d, deadline, p)
+	if err := t.Close(); err != nil {
+		d.Error = errors.Join(errors.New(d.Error), fmt.Errorf("tear-down: %w", err)).Error()
+	}
+	return d
+}
+
+// skipReason is the text after "skipped: " in a topo.ErrSkipped error.
+func skipReason(err error) string {
+	_, why, ok := strings.Cut(err.Error(), topo.ErrSkipped.Error()+": ")
+	if !ok {
+		return err.Error()
+	}
+	return why
+}
+
+// measure fills d's rows and TCP result, stopping at the deadline.
+func measure(c config, t *topo.Topology, d *report.Datapath, deadline time.Time, p progress) {
+	for _, m := range c.mixes {
+		if time.Now().After(deadline) {
+			d.Error = "time budget used up before frame size " + m.Name()
+			return
+		}
+		row, err := measureMix(c, t, m, p)
+		if err != nil {
+			d.Error = fmt.Sprintf("%s: %v", m.Name(), err)
+			p.printf("%s %s failed: %v", t.Kind, m.Name(), err)
+			return
+		}
+		d.Rows = append(d.Rows, row)
+	}
+	if c.tcpTime > 0 && time.Now().Before(deadline) {
+		p.printf("%s: TCP (iperf3, %v)", t.Kind, c.tcpTime)
+		tcp, err := tcpThroughput(t, c.tcpTime)
+		if err != nil {
+			d.Error = "tcp: " + err.Error()
+			p.printf("%s TCP failed: %v", t.Kind, err)
+			return
+		}
+		d.TCP = tcp
+		p.printf("%s: TCP %.2f Gbit/s, %d retransmits", t.Kind, tcp.Gbps, tcp.Retransmits)
+	}
+}
+
+// measureMix runs the zero-loss search, latency and CPU figures for one mix.
+func measureMix(c config, t *topo.Topology, m rfc2544.Mix, p progress) (report.Row, error) {
+	src, err := t.NewSource(m.Sizes())
+	if err != nil {
+		return report.Row{}, err
+	}
+	defer src.Close()
+	r := &runner{t: t, src: src, mix: m, dur: c.trial, cpus: map[float64]cpuUse{}}
+	if err := r.warmUp(); err != nil {
+		return report.Row{}, err
+	}
+	res, err := search(c, r, p)
+	if err != nil {
+		return report.Row{}, err
+	}
+	row := newRow(m, res, r.cpus[res.Rate])
+	row.OverloadPPS = r.overload
+	if res.Rate > 0 {
+		load := c.loadFrac * res.Rate
+		if row.Latency, err = r.latency(load, c.pings); err != nil {
+			return row, err
+		}
+	}
+	p.printf("%s %s: zero-loss %.3f Mpps (%.3f Gbit/s), RTT p99 %s", t.Kind, m.Name(), row.ZeroLossPPS/1e6, row.Gbps, p99(row))
+	return row, nil
+}
+
+func p99(row report.Row) string {
+	if row.Latency == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.0f µs", row.Latency.P99)
+}
+
+// search runs the RFC 2544 search: the first trial unpaced gives the
+// generator's rate (Max) and the rate delivered under overload (Hint).
+func search(c config, r *runner, p progress) (rfc2544.Result, error) {
+	first, err := r.trial(math.Inf(1))
+	if err != nil {
+		return rfc2544.Result{}, err
+	}
+	hint := float64(first.Received) / (float64(first.Sent) / first.Offered) // delivered rate
+	p.printf("%s %s: unpaced %.3f Mpps offered, %.3f Mpps delivered", r.t.Kind, r.mix.Name(),
+		first.Offered/1e6, hint/1e6)
+	cfg := rfc2544.Config{Max: first.Offered, Hint: hint, Resolution: c.resolution, MaxTrials: c.maxTrials,
+		LossTolerance: c.lossTol, Progress: func(rec rfc2544.Record) {
+			p.printf("  %s %s trial %.3f Mpps: sent %d lost %d pass=%v", r.t.Kind, r.mix.Name(), rec.Rate/1e6, rec.Sent, rec.Lost(), rec.Pass)
+		}}
+	res, err := rfc2544.Search(cfg, r.trial)
+	r.overload = hint
+	return res, err
+}
+
+// newRow turns a search result and the CPU of its best trial into a row.
+func newRow(m rfc2544.Mix, res rfc2544.Result, u cpuUse) report.Row {
+	row := report.Row{Size: m.Name(), AvgFrame: m.AvgSize(), ZeroLossPPS: res.Rate, GeneratorBound: res.AtMax,
+		Trials: len(res.Trials)}
+	row.Gbps = res.Rate * m.AvgSize() * 8 / 1e9
+	if len(res.Trials) > 0 {
+		row.GeneratorPPS = res.Trials[0].Rate
+	}
+	if n := float64(res.Best.Received); n > 0 {
+		row.CPUNsPerPkt = float64(u.sys.Busy.Nanoseconds()) / n
+		row.SoftIRQNsPerPkt = float64(u.sys.SoftIRQ.Nanoseconds()) / n
+		row.FwdNsPerPkt = float64(u.fwd.Nanoseconds()) / n
+	}
+	return row
+}
