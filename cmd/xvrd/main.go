@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/xvr-project/xvr/encap"
 	"github.com/xvr-project/xvr/vrouter/afxdp"
 	"github.com/xvr-project/xvr/vrouter/agent"
 	"github.com/xvr-project/xvr/vrouter/api"
@@ -45,6 +47,9 @@ type options struct {
 	reconcile time.Duration
 	debug     bool
 	defCIDR   string
+	fabricIf  string
+	nodeIP    string
+	encap     string
 }
 
 func main() {
@@ -59,6 +64,9 @@ func main() {
 	flag.IntVar(&o.umems, "umems", dataplane.DefaultMaxUmems, "UMEMs a poller may make as ports come")
 	flag.DurationVar(&o.reconcile, "reconcile", 2*time.Second, "how often ports that are down are retried")
 	flag.BoolVar(&o.debug, "debug", false, "debug logging")
+	flag.StringVar(&o.fabricIf, "fabric-if", "", "the node's fabric NIC, which carries the overlay (empty: single node)")
+	flag.StringVar(&o.nodeIP, "node-ip", "", "the node's IPv4 address on the fabric (default the fabric NIC's first)")
+	flag.StringVar(&o.encap, "encap", "MPLSoUDP,VXLAN", "encapsulation priority towards other nodes")
 	flag.StringVar(&o.defCIDR, "default-cidr", "198.19.0.0/16", "CIDR of the cluster default pod network (default/"+api.DefaultNetworkName+", every pod's eth0); empty: none")
 	flag.Parse()
 	level := slog.LevelInfo
@@ -99,6 +107,13 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	}
 	defer closeLogged(log, "xdp program", prog.Close)
 
+	fab, err := fabricConfig(o)
+	if err != nil {
+		return err
+	}
+	if fab != nil {
+		defer closeLogged(log, "fabric xdp program", fab.Program.(*xdpprog.Fabric).Close)
+	}
 	cur := new(dataplane.Current)
 	pctx, cancelPollers := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -125,7 +140,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 		defNet = "default/" + api.DefaultNetworkName
 	}
 	ag, err := agent.New(agent.Config{Store: st, Links: netlinkLinks{}, Attacher: prog, Pollers: pollers,
-		Current: cur, MAC: mac, Cluster: o.cluster, Log: log, Version: version, DefaultNetwork: defNet})
+		Current: cur, MAC: mac, Cluster: o.cluster, Log: log, Version: version, DefaultNetwork: defNet, Fabric: fab})
 	if err != nil {
 		return err
 	}
@@ -172,8 +187,40 @@ func serve(ctx context.Context, o options, ag *agent.Agent, log *slog.Logger) er
 	}
 }
 
+// fabricConfig loads the fabric XDP program when -fabric-if is given.
+func fabricConfig(o options) (*agent.FabricConfig, error) {
+	if o.fabricIf == "" {
+		return nil, nil
+	}
+	kinds, err := encap.ParsePriority(o.encap)
+	if err != nil {
+		return nil, fmt.Errorf("-encap: %w", err)
+	}
+	var ip netip.Addr
+	if o.nodeIP != "" {
+		if ip, err = netip.ParseAddr(o.nodeIP); err != nil || !ip.Is4() {
+			return nil, fmt.Errorf("-node-ip %q is not an IPv4 address", o.nodeIP)
+		}
+	} else if ip, err = firstIPv4(o.fabricIf); err != nil {
+		return nil, err
+	}
+	prog, err := xdpprog.LoadFabric(xdpprog.FabricConfig{NodeIP: ip})
+	if err != nil {
+		return nil, fmt.Errorf("loading the fabric xdp program: %w", err)
+	}
+	return &agent.FabricConfig{IfName: o.fabricIf, NodeIP: ip, Encap: kinds, Program: prog, Neighbors: kernelNeighbors{}}, nil
+}
+
 // netlinkLinks finds devices in xvrd's network namespace.
 type netlinkLinks struct{}
+
+func (netlinkLinks) MAC(name string) (net.HardwareAddr, error) {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("finding device %s: %w", name, err)
+	}
+	return l.Attrs().HardwareAddr, nil
+}
 
 func (netlinkLinks) Lookup(name string) (int, int, error) {
 	l, err := netlink.LinkByName(name)

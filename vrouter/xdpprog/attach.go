@@ -77,10 +77,10 @@ func (p *Program) attach(ifindex int, pt *port) error {
 		_ = pt.link.Close() // defunct: the device went away or was reset
 		pt.link, pt.mode = nil, ModeNone
 	}
-	if err := clearStale(ifindex); err != nil {
+	if err := clearStale(ifindex, ProgName); err != nil {
 		return err
 	}
-	l, mode, err := p.attachLink(ifindex)
+	l, mode, err := attachXDP(p.objs.XvrPod, ProgName, ifindex)
 	if err != nil {
 		return err
 	}
@@ -88,21 +88,22 @@ func (p *Program) attach(ifindex int, pt *port) error {
 	return nil
 }
 
-// attachLink tries driver mode, then generic mode if and only if the driver
-// does not support native XDP.
-func (p *Program) attachLink(ifindex int) (link.Link, Mode, error) {
-	opts := link.XDPOptions{Program: p.objs.XvrPod, Interface: ifindex, Flags: link.XDPDriverMode}
+// attachXDP attaches prog (kernel name name) through a bpf_link in driver
+// mode, then in generic mode if and only if the driver does not support
+// native XDP. Shared by xvr_pod and xvr_fabric.
+func attachXDP(prog *ebpf.Program, name string, ifindex int) (link.Link, Mode, error) {
+	opts := link.XDPOptions{Program: prog, Interface: ifindex, Flags: link.XDPDriverMode}
 	l, err := link.AttachXDP(opts)
 	if err == nil {
 		return l, ModeDriver, nil
 	}
 	if !errors.Is(err, unix.EOPNOTSUPP) {
-		return nil, ModeNone, fmt.Errorf("attaching %s to ifindex %d in driver mode%s: %w", ProgName, ifindex, driverHint(err), err)
+		return nil, ModeNone, fmt.Errorf("attaching %s to ifindex %d in driver mode%s: %w", name, ifindex, driverHint(err), err)
 	}
 	opts.Flags = link.XDPGenericMode
 	l, err = link.AttachXDP(opts)
 	if err != nil {
-		return nil, ModeNone, fmt.Errorf("attaching %s to ifindex %d in generic mode (no driver mode): %w", ProgName, ifindex, err)
+		return nil, ModeNone, fmt.Errorf("attaching %s to ifindex %d in generic mode (no driver mode): %w", name, ifindex, err)
 	}
 	return l, ModeGeneric, nil
 }
@@ -199,9 +200,9 @@ func progName(id uint32) (string, error) {
 }
 
 // clearStale makes the device free for Attach: nothing to do when no
-// program is attached, netlink detach for a stale xvr_pod, a *BusyError
-// otherwise.
-func clearStale(ifindex int) error {
+// program is attached, netlink detach for a stale program named name (an
+// xvr program left by an older run), a *BusyError otherwise.
+func clearStale(ifindex int, name string) error {
 	cur, err := query(ifindex)
 	if err != nil || cur.mode == nl.XDP_ATTACHED_NONE {
 		return err
@@ -212,7 +213,7 @@ func clearStale(ifindex int) error {
 	case cur.id == 0:
 		busy.Why = "several XDP programs attached"
 		return busy
-	case cur.name != ProgName:
+	case cur.name != name:
 		busy.Why = "foreign program"
 		return busy
 	case !ok:

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+)
+
+// firstIPv4 is the first IPv4 address of a device: the node IP by default.
+func firstIPv4(dev string) (netip.Addr, error) {
+	l, err := netlink.LinkByName(dev)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("finding fabric device %s: %w", dev, err)
+	}
+	addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("listing addresses of %s: %w", dev, err)
+	}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok {
+			return ip, nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("fabric device %s has no IPv4 address: give -node-ip", dev)
+}
+
+// kernelNeighbors resolves underlay MACs from the kernel's neighbour table,
+// which the host keeps for its own traffic on the fabric.
+type kernelNeighbors struct{}
+
+// Resolve finds the MAC of ip's next hop (ip itself when on-link, else the
+// route's gateway). When the kernel has none yet it sends one UDP datagram
+// to ip's discard port, which makes the kernel resolve it, and reports not
+// ok; the agent asks again on its next reconcile.
+func (kernelNeighbors) Resolve(ip netip.Addr) (net.HardwareAddr, bool, error) {
+	routes, err := netlink.RouteGet(ip.AsSlice())
+	if err != nil || len(routes) == 0 {
+		return nil, false, fmt.Errorf("no route to node %s: %w", ip, err)
+	}
+	hop, link := net.IP(ip.AsSlice()), routes[0].LinkIndex
+	if routes[0].Gw != nil {
+		hop = routes[0].Gw
+	}
+	neighs, err := netlink.NeighList(link, netlink.FAMILY_V4)
+	if err != nil {
+		return nil, false, fmt.Errorf("listing neighbours: %w", err)
+	}
+	for _, n := range neighs {
+		usable := n.State&(netlink.NUD_REACHABLE|netlink.NUD_STALE|netlink.NUD_DELAY|netlink.NUD_PROBE|netlink.NUD_PERMANENT) != 0
+		if n.IP.Equal(hop) && usable && len(n.HardwareAddr) == 6 {
+			return n.HardwareAddr, true, nil
+		}
+	}
+	return nil, false, probe(hop)
+}
+
+// probe sends one byte to hop's discard port (9) so the kernel resolves it.
+func probe(hop net.IP) error {
+	c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: hop, Port: 9})
+	if err != nil {
+		return fmt.Errorf("probing %s: %w", hop, err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte{0}); err != nil {
+		return fmt.Errorf("probing %s: %w", hop, err)
+	}
+	return nil
+}
