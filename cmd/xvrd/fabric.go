@@ -68,3 +68,12 @@ func probe(hop net.IP) error {
 	}
 	return nil
 }
+
+// linkMTU is a device's MTU.
+func linkMTU(dev string) (int, error) {
+	l, err := netlink.LinkByName(dev)
+	if err != nil {
+		return 0, fmt.Errorf("finding fabric device %s: %w", dev, err)
+	}
+	return l.Attrs().MTU, nil
+}

@@ -208,7 +208,11 @@ func fabricConfig(o options) (*agent.FabricConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading the fabric xdp program: %w", err)
 	}
-	return &agent.FabricConfig{IfName: o.fabricIf, NodeIP: ip, Encap: kinds, Program: prog, Neighbors: kernelNeighbors{}}, nil
+	mtu, err := linkMTU(o.fabricIf)
+	if err != nil {
+		return nil, errors.Join(err, prog.Close())
+	}
+	return &agent.FabricConfig{IfName: o.fabricIf, NodeIP: ip, MTU: mtu, Encap: kinds, Program: prog, Neighbors: kernelNeighbors{}}, nil
 }
 
 // netlinkLinks finds devices in xvrd's network namespace.

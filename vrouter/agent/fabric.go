@@ -20,6 +20,8 @@ const FabricVif = 0
 type FabricConfig struct {
 	IfName string
 	NodeIP netip.Addr
+	// MTU is the fabric NIC's MTU (0: no check).
+	MTU int
 	// Encap is the encapsulation priority (default MPLSoUDP, VXLAN).
 	Encap []encap.Kind
 	// Program steers the fabric NIC's queues to xvrd (vrouter/xdpprog's Fabric).
@@ -230,7 +232,7 @@ func (a *Agent) publishFabric(s *dataplane.Snapshot) {
 		return
 	}
 	if f.ifindex != 0 {
-		s.Fabric = dataplane.Fabric{Valid: true, Vif: FabricVif, IP: f.cfg.NodeIP.As4(), MAC: f.mac}
+		s.Fabric = dataplane.Fabric{Valid: true, Vif: FabricVif, IP: f.cfg.NodeIP.As4(), MAC: f.mac, MTU: f.cfg.MTU}
 		for len(s.Vifs) <= FabricVif {
 			s.Vifs = append(s.Vifs, dataplane.Vif{})
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/xvr-project/xvr/encap"
 	"github.com/xvr-project/xvr/vrouter/afxdp"
+	"github.com/xvr-project/xvr/vrouter/packet"
 )
 
 var (
@@ -109,5 +110,28 @@ func TestFabricDecap(t *testing.T) {
 	junk := udpFrame(t, remoteIP, nodeIP, 64, 20)
 	if _, _, v := processWith(s, 0, junk); v[0].Reason != DecapError {
 		t.Fatalf("non-overlay frame from the fabric: %+v", v[0])
+	}
+}
+
+func TestTunnelMTU(t *testing.T) {
+	s := overlaySnapshot(t, encap.VXLAN)
+	s.Fabric.MTU = 1500
+	big := udpFrame(t, ipA, ipRemote, 64, 1500-20-8) // a 1500-byte IP packet: +50 does not fit
+	big[14+6] |= 0x40                                // DF
+	big[14+10], big[14+11] = 0, 0
+	sum := packet.Checksum(big[14:34])
+	big[14+10], big[14+11] = byte(sum>>8), byte(sum)
+	mem, d, v := processWith(s, 1, big)
+	if v[0] != (Verdict{Vif: 1, Note: MTUExceeded}) {
+		t.Fatalf("DF too big: %+v", v[0])
+	}
+	pk := gopacket.NewPacket(frameAt(mem, d[0]), layers.LayerTypeEthernet, gopacket.Default)
+	ic, ok := pk.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+	if !ok || ic.TypeCode != layers.CreateICMPv4TypeCode(3, 4) || ic.Seq != 1450 {
+		t.Fatalf("want fragmentation needed with MTU 1450, got %+v", ic)
+	}
+	fits := udpFrame(t, ipA, ipRemote, 64, 1450-20-8)
+	if _, _, v := processWith(s, 1, fits); v[0] != (Verdict{Vif: 0}) {
+		t.Fatalf("1450-byte packet: %+v", v[0])
 	}
 }

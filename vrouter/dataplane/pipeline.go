@@ -194,6 +194,9 @@ func (p *Pipeline) toTunnel(c *batchCtx, d *afxdp.Desc, f []byte, nh *NextHop) V
 	if p.ip.TTL <= 1 {
 		return p.timeExceeded(c, d, f)
 	}
+	if mtu := c.s.Fabric.MTU; mtu > 0 && p.ip.TotalLen+encap.Overhead(nh.Kind) > mtu {
+		return p.fragNeeded(c, d, f, mtu-encap.Overhead(nh.Kind))
+	}
 	packet.DecTTL(f[packet.EthLen:])
 	base, end, ok := p.chunk(c, d)
 	if !ok {
@@ -245,6 +248,26 @@ func (p *Pipeline) fabricIn(c *batchCtx, d *afxdp.Desc) Verdict {
 	packet.SetMACs(f, nh.DstMAC, c.s.MAC)
 	d.Addr, d.Len = base+uint64(off), uint32(n)
 	return Verdict{Vif: nh.Vif}
+}
+
+// fragNeeded answers a packet that will not fit the fabric once
+// encapsulated: with DF set, ICMP "fragmentation needed" with the MTU that
+// fits (RFC 1191), so TCP lowers its segment size; without, a drop.
+func (p *Pipeline) fragNeeded(c *batchCtx, d *afxdp.Desc, f []byte, mtu int) Verdict {
+	ip := f[packet.EthLen:]
+	if ip[6]&0x40 == 0 || !packet.ErrorAllowed(ip, &p.ip) {
+		return Verdict{Reason: MTUExceeded}
+	}
+	_, end, ok := p.chunk(c, d)
+	if !ok {
+		return Verdict{Reason: MTUExceeded}
+	}
+	n := packet.ICMPError(c.mem[d.Addr:end], len(f), &p.ip, packet.ICMPDestUnreach, 4, uint32(mtu), c.vrf.Gateway, c.s.MAC)
+	if n == 0 {
+		return Verdict{Reason: MTUExceeded}
+	}
+	d.Len = uint32(n)
+	return Verdict{Vif: c.in, Note: MTUExceeded}
 }
 
 func (p *Pipeline) vrfOf(s *Snapshot, dec *encap.Decapped) *VRF {

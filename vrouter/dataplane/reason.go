@@ -28,6 +28,7 @@ const (
 	UnknownLabel            // MPLS label or VNI of no local VN
 	NoNeighbor              // tunnel next hop whose underlay MAC is not resolved yet
 	EncapError              // no headroom or room to encapsulate
+	MTUExceeded             // too big for the fabric once encapsulated (ICMP sent when DF)
 
 	// Drops the kernel counted on xvr's AF_XDP sockets (XDP_STATISTICS).
 	XSKRxDropped  // no room for the frame in the UMEM
@@ -61,6 +62,7 @@ var reasonNames = [NumReasons]string{
 	UnknownLabel:     "unknown_label",
 	NoNeighbor:       "no_neighbor",
 	EncapError:       "encap_error",
+	MTUExceeded:      "mtu_exceeded",
 	XSKRxDropped:     "xsk_rx_dropped_other",
 	XSKRxRingFull:    "xsk_rx_ring_full",
 	XSKFillEmpty:     "xsk_fill_ring_empty",

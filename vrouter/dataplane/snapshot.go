@@ -54,6 +54,8 @@ type Fabric struct {
 	Vif   uint32
 	IP    [4]byte
 	MAC   [6]byte
+	// MTU is the fabric NIC's: an encapsulated packet must fit in it.
+	MTU int
 }
 
 // VRF is one virtual network's forwarding context.
