@@ -230,6 +230,7 @@ func (c *cli) routeAdd(args []string) error {
 	discard := fs.Bool("discard", false, "drop matching packets")
 	var tun api.RouteNextHop
 	fs.StringVar(&tun.Node, "tunnel", "", "send to this node's fabric IP (MPLSoUDP or VXLAN)")
+	fabricNode := fs.String("fabric", "", "send natively to this node's fabric IP (VNs with fabric forwarding)")
 	label := fs.Uint("label", 0, "the remote node's MPLS label for the network (xvrctl network get there)")
 	vni := fs.Uint("vni", 0, "the network's VXLAN identifier (default this node's)")
 	encaps := fs.String("encaps", "", "encapsulations the remote accepts, e.g. MPLSoUDP,VXLAN (default both)")
@@ -240,6 +241,12 @@ func (c *cli) routeAdd(args []string) error {
 	tun.Label, tun.VNI = uint32(*label), uint32(*vni)
 	if *encaps != "" {
 		tun.Encaps = strings.Split(*encaps, ",")
+	}
+	if *fabricNode != "" {
+		if tun.Node != "" {
+			return errors.New("route add: --tunnel and --fabric exclude each other")
+		}
+		tun = api.RouteNextHop{Type: api.NextHopFabric, Node: *fabricNode}
 	}
 	if r.NextHop, err = routeNextHop(*port, *discard, tun); err != nil {
 		return err
@@ -389,7 +396,9 @@ func routeNextHop(port string, discard bool, tun api.RouteNextHop) (api.RouteNex
 	case n > 1:
 		return api.RouteNextHop{}, errors.New("route add: --port, --tunnel and --discard exclude each other")
 	case tun.Node != "":
-		tun.Type = api.NextHopTunnel
+		if tun.Type == "" {
+			tun.Type = api.NextHopTunnel
+		}
 		return tun, nil
 	case discard:
 		return api.RouteNextHop{Type: api.NextHopDiscard}, nil

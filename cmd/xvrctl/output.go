@@ -86,6 +86,8 @@ func nextHopString(nh api.RouteNextHop) string {
 		return "port " + nh.Port
 	case api.NextHopTunnel:
 		return fmt.Sprintf("tunnel %s label %d vni %d", nh.Node, nh.Label, nh.VNI)
+	case api.NextHopFabric:
+		return "fabric " + nh.Node
 	}
 	return nh.Type
 }
@@ -130,6 +132,8 @@ func nhTable(t *table, nhs []api.NextHop) {
 // tunnelCell is "MPLSoUDP 198.18.200.2 label 1002" for tunnel next hops.
 func tunnelCell(n api.NextHop) string {
 	switch {
+	case n.Type == api.NextHopFabric:
+		return "native " + n.Node
 	case n.Type != api.NextHopTunnel:
 		return ""
 	case n.Encap == "VXLAN":

@@ -35,6 +35,10 @@ type FabricConfig struct {
 type FabricProgram interface {
 	Attach(ifindex int) error
 	dataplane.Binder
+	// AddPrefix and DeletePrefix say which subnets (of fabric-forwarded
+	// VNs) arrive natively and are steered to xvrd.
+	AddPrefix(p netip.Prefix) error
+	DeletePrefix(p netip.Prefix) error
 }
 
 // Neighbors finds the underlay MAC to send to a remote node through.
@@ -46,12 +50,13 @@ type Neighbors interface {
 
 // fabric is the agent's view of the fabric port.
 type fabric struct {
-	cfg     FabricConfig
-	ifindex int
-	mac     [6]byte
-	queues  int
-	stats   *dataplane.VifStats
-	reason  string
+	cfg      FabricConfig
+	prefixes map[netip.Prefix]bool // steered by the program now
+	ifindex  int
+	mac      [6]byte
+	queues   int
+	stats    *dataplane.VifStats
+	reason   string
 }
 
 // tunnel is the next hop of one tunnel route.
@@ -81,6 +86,7 @@ func (a *Agent) openFabric(ctx context.Context) {
 		return
 	}
 	f.reason = ""
+	a.syncPrefixes()
 	a.cfg.Log.Info("fabric up", "dev", f.cfg.IfName, "node_ip", f.cfg.NodeIP, "queues", f.queues)
 	a.publish()
 }
@@ -152,9 +158,16 @@ func (a *Agent) validateTunnel(r *api.Route, vn *network) (*tunnel, error) {
 	nh := &r.NextHop
 	node, err := netip.ParseAddr(nh.Node)
 	if err != nil || !node.Is4() || node == f.cfg.NodeIP {
-		return nil, api.BadRequest("route %s: tunnel node %q is not another node's IPv4 address", r.Prefix, nh.Node)
+		return nil, api.BadRequest("route %s: %s node %q is not another node's IPv4 address", r.Prefix, nh.Type, nh.Node)
 	}
 	nh.Port = ""
+	if nh.Type == api.NextHopFabric {
+		if !vn.spec.FabricForwarding {
+			return nil, api.BadRequest("route %s: network %s does not use fabric forwarding (opencontrail.org/ip_fabric_forwarding)", r.Prefix, vn.spec.Key())
+		}
+		nh.Label, nh.VNI, nh.Encaps = 0, 0, nil
+		return &tunnel{node: node}, nil
+	}
 	accepted, err := encap.ParsePriority(strings.Join(nh.Encaps, ","))
 	if err != nil {
 		return nil, api.BadRequest("route %s: encaps: %v", r.Prefix, err)
@@ -223,6 +236,7 @@ func (a *Agent) reconcileFabric(ctx context.Context) {
 	if changed {
 		a.publish()
 	}
+	a.syncPrefixes()
 }
 
 // publishFabric adds the fabric and the tunnel next hops to s.
@@ -242,8 +256,17 @@ func (a *Agent) publishFabric(s *dataplane.Snapshot) {
 		for int(t.nh) >= len(s.NextHops) {
 			s.NextHops = append(s.NextHops, dataplane.NextHop{Type: dataplane.NHDiscard})
 		}
-		s.NextHops[t.nh] = dataplane.NextHop{Type: dataplane.NHTunnel, Vif: FabricVif, Kind: t.kind, Label: t.label,
+		typ := dataplane.NHTunnel
+		if t.kind == 0 {
+			typ = dataplane.NHFabric
+		}
+		s.NextHops[t.nh] = dataplane.NextHop{Type: typ, Vif: FabricVif, Kind: t.kind, Label: t.label,
 			Outer: encap.Outer{SrcMAC: f.mac, DstMAC: t.mac, Src: f.cfg.NodeIP.As4(), Dst: t.node.As4()}}
+	}
+	for _, n := range a.nets {
+		if n.target == nil && n.spec.FabricForwarding {
+			s.FabricVRFs = append(s.FabricVRFs, n.spec.VRF)
+		}
 	}
 }
 
@@ -269,4 +292,41 @@ func encapNames(kinds []encap.Kind) []string {
 		out[i] = k.String()
 	}
 	return out
+}
+
+// syncPrefixes makes the fabric program steer exactly the subnets of the
+// fabric-forwarded VNs; errors are logged and retried on the next change or
+// reconcile.
+func (a *Agent) syncPrefixes() {
+	f := a.fab
+	if f == nil || f.ifindex == 0 {
+		return
+	}
+	want := map[netip.Prefix]bool{}
+	for _, n := range a.nets {
+		if n.target == nil && n.spec.FabricForwarding {
+			want[n.prefix] = true
+		}
+	}
+	if f.prefixes == nil {
+		f.prefixes = map[netip.Prefix]bool{}
+	}
+	for p := range f.prefixes {
+		if !want[p] {
+			if err := f.cfg.Program.DeletePrefix(p); err != nil {
+				a.cfg.Log.Warn("fabric program: deleting prefix", "prefix", p, "err", err)
+				continue
+			}
+			delete(f.prefixes, p)
+		}
+	}
+	for p := range want {
+		if !f.prefixes[p] {
+			if err := f.cfg.Program.AddPrefix(p); err != nil {
+				a.cfg.Log.Warn("fabric program: adding prefix", "prefix", p, "err", err)
+				continue
+			}
+			f.prefixes[p] = true
+		}
+	}
 }

@@ -89,15 +89,22 @@ func (a *Agent) nextHops() map[uint32]api.NextHop {
 			SrcMAC: a.cfg.MAC.String(), DstMAC: net.HardwareAddr(p.mac[:]).String(), Refs: refs[p.nh]}
 	}
 	for key, t := range a.tunnels {
-		h := api.NextHop{ID: t.nh, Type: api.NextHopTunnel, VRF: a.nets[a.routes[key].Network].vn().spec.VRF, Vif: FabricVif,
+		typ := api.NextHopTunnel
+		if t.kind == 0 {
+			typ = api.NextHopFabric
+		}
+		h := api.NextHop{ID: t.nh, Type: typ, VRF: a.nets[a.routes[key].Network].vn().spec.VRF, Vif: FabricVif,
 			SrcMAC: net.HardwareAddr(a.fab.mac[:]).String(), Encap: t.kind.String(), Node: t.node.String(), Refs: refs[t.nh]}
 		if t.mac != ([6]byte{}) {
 			h.DstMAC = net.HardwareAddr(t.mac[:]).String()
 		}
-		if t.kind == encap.VXLAN {
+		switch t.kind {
+		case encap.VXLAN:
 			h.VNI = t.label
-		} else {
+		case encap.MPLSoUDP:
 			h.Label = t.label
+		default:
+			h.Encap = ""
 		}
 		out[t.nh] = h
 	}

@@ -46,6 +46,7 @@ func (a *Agent) ApplyNetwork(ctx context.Context, in api.Network) (api.Network, 
 	}
 	a.installNetwork(old, n)
 	a.publish()
+	a.syncPrefixes()
 	a.cfg.Log.Info("network applied", "network", in.Key(), "vn", n.spec.VNName, "cidr", n.vn().spec.CIDR, "vrf", n.spec.VRF)
 	return n.spec, nil
 }
@@ -174,6 +175,7 @@ func (a *Agent) DeleteNetwork(ctx context.Context, namespace, name string) error
 		a.tables.Remove(n.spec.VRF)
 	}
 	a.publish()
+	a.syncPrefixes()
 	a.cfg.Log.Info("network deleted", "network", key)
 	return nil
 }

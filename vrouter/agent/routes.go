@@ -36,7 +36,7 @@ func (a *Agent) ApplyRoute(ctx context.Context, in api.Route) (api.Route, error)
 
 func (a *Agent) validateRoute(in api.Route) (api.Route, *network, *tunnel, error) {
 	r, n, err := a.validateRouteBase(in)
-	if err != nil || r.NextHop.Type != api.NextHopTunnel {
+	if err != nil || (r.NextHop.Type != api.NextHopTunnel && r.NextHop.Type != api.NextHopFabric) {
 		return r, n, nil, err
 	}
 	t, err := a.validateTunnel(&r, n.vn())
@@ -102,7 +102,7 @@ func (a *Agent) validateRouteBase(in api.Route) (api.Route, *network, error) {
 		if p.net.vn() != vn {
 			return api.Route{}, nil, api.BadRequest("route: port %s is on network %s, not %s", p.spec.ID, p.spec.Network, in.Network)
 		}
-	case api.NextHopTunnel: // validateTunnel
+	case api.NextHopTunnel, api.NextHopFabric: // validateTunnel
 	default:
 		return api.Route{}, nil, api.BadRequest("route: next hop type %q is not %q, %q or %q",
 			in.NextHop.Type, api.NextHopPort, api.NextHopTunnel, api.NextHopDiscard)
@@ -113,7 +113,7 @@ func (a *Agent) validateRouteBase(in api.Route) (api.Route, *network, error) {
 // staticNH is the next hop id a static route resolves to now: its port's, or
 // discard while the port is missing.
 func (a *Agent) staticNH(r api.Route) uint32 {
-	if t := a.tunnels[routeKey(r.Network, r.Prefix)]; t != nil && r.NextHop.Type == api.NextHopTunnel {
+	if t := a.tunnels[routeKey(r.Network, r.Prefix)]; t != nil {
 		return t.nh
 	}
 	if r.NextHop.Type == api.NextHopPort {

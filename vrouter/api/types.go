@@ -180,11 +180,13 @@ type Route struct {
 
 // RouteNextHop is the next hop of a static route.
 type RouteNextHop struct {
-	// Type is "port" (deliver to Port), "tunnel" (to another node) or "discard".
+	// Type is "port" (deliver to Port), "tunnel" (to another node),
+	// "fabric" (to another node without a tunnel, for VNs with fabric
+	// forwarding) or "discard".
 	Type string `json:"type"`
 	// Port is the ID of the port for Type "port".
 	Port string `json:"port,omitempty"`
-	// Node is the remote node's IP on the fabric, for Type "tunnel".
+	// Node is the remote node's IP on the fabric, for Types "tunnel" and "fabric".
 	Node string `json:"node,omitempty"`
 	// Label is the remote node's MPLS label for the VN (its Network.Label).
 	Label uint32 `json:"label,omitempty"`
@@ -203,6 +205,7 @@ const (
 	NextHopEncap   = "encap"  // deliver to a local vif, rewriting MACs
 	NextHopPort    = "port"   // RouteNextHop.Type for a local port
 	NextHopTunnel  = "tunnel" // to another node, MPLSoUDP or VXLAN
+	NextHopFabric  = "fabric" // to another node natively (ip_fabric_forwarding VNs)
 
 	VifVirtual = "virtual"
 )

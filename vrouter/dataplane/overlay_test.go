@@ -108,8 +108,8 @@ func TestFabricDecap(t *testing.T) {
 	}
 	s := overlaySnapshot(t, encap.VXLAN)
 	junk := udpFrame(t, remoteIP, nodeIP, 64, 20)
-	if _, _, v := processWith(s, 0, junk); v[0].Reason != DecapError {
-		t.Fatalf("non-overlay frame from the fabric: %+v", v[0])
+	if _, _, v := processWith(s, 0, junk); v[0].Reason != NoRoute {
+		t.Fatalf("non-overlay frame from the fabric, no fabric-forwarded VN: %+v", v[0])
 	}
 }
 
@@ -133,5 +133,42 @@ func TestTunnelMTU(t *testing.T) {
 	fits := udpFrame(t, ipA, ipRemote, 64, 1450-20-8)
 	if _, _, v := processWith(s, 1, fits); v[0] != (Verdict{Vif: 0}) {
 		t.Fatalf("1450-byte packet: %+v", v[0])
+	}
+}
+
+func TestFabricForwarding(t *testing.T) {
+	s := overlaySnapshot(t, encap.VXLAN)
+	s.NextHops[5] = NextHop{Type: NHFabric, Vif: 0, Outer: encap.Outer{SrcMAC: fabricMAC, DstMAC: remoteMAC}}
+	s.FabricVRFs = []uint32{1}
+	// Pod A -> remote pod: no tunnel header, the remote node's MAC, TTL-1.
+	mem, d, v := processWith(s, 1, udpFrame(t, ipA, ipRemote, 64, 100))
+	if v[0] != (Verdict{Vif: 0}) {
+		t.Fatalf("to remote: %+v", v[0])
+	}
+	pk := gopacket.NewPacket(frameAt(mem, d[0]), layers.LayerTypeEthernet, gopacket.Default)
+	eth := pk.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+	ip := pk.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+	if [6]byte(eth.DstMAC) != remoteMAC || [6]byte(eth.SrcMAC) != fabricMAC || ip.TTL != 63 || pk.Layer(layers.LayerTypeVXLAN) != nil {
+		t.Fatalf("native frame: %v -> %v ttl %d", eth.SrcMAC, eth.DstMAC, ip.TTL)
+	}
+	// From the fabric, natively, to local pod B.
+	in := udpFrame(t, ipRemote, ipB, 63, 100)
+	copy(in[0:6], fabricMAC[:])
+	if _, _, v := processWith(s, 0, in); v[0] != (Verdict{Vif: 2}) {
+		t.Fatalf("from the fabric to pod B: %+v", v[0])
+	}
+	// ARP from the fabric for pod B: answered with the fabric MAC.
+	mem, d, v = processWith(s, 0, arpFrame(t, ipB))
+	if v[0] != (Verdict{Vif: 0}) {
+		t.Fatalf("fabric ARP: %+v", v[0])
+	}
+	a := gopacket.NewPacket(frameAt(mem, d[0]), layers.LayerTypeEthernet, gopacket.Default).Layer(layers.LayerTypeARP).(*layers.ARP)
+	if a.Operation != layers.ARPReply || [6]byte(a.SourceHwAddress) != fabricMAC {
+		t.Fatalf("fabric ARP reply %+v", a)
+	}
+	// A VN that is not fabric-forwarded is not reachable that way.
+	s.FabricVRFs = nil
+	if _, _, v := processWith(s, 0, in); v[0].Reason != NoRoute {
+		t.Fatalf("not fabric-forwarded: %+v", v[0])
 	}
 }

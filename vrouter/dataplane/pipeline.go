@@ -1,6 +1,8 @@
 package dataplane
 
 import (
+	"errors"
+
 	"github.com/xvr-project/xvr/encap"
 	"github.com/xvr-project/xvr/vrouter/afxdp"
 	"github.com/xvr-project/xvr/vrouter/packet"
@@ -131,6 +133,8 @@ func (p *Pipeline) ipv4(c *batchCtx, d *afxdp.Desc, f []byte) Verdict {
 		return p.toVif(c, d, f, nh)
 	case NHTunnel:
 		return p.toTunnel(c, d, f, nh)
+	case NHFabric:
+		return p.toFabric(c, d, f, nh)
 	}
 	return Verdict{Reason: Discard}
 }
@@ -221,7 +225,11 @@ func (p *Pipeline) fabricIn(c *batchCtx, d *afxdp.Desc) Verdict {
 	}
 	buf := c.mem[base:end]
 	dec := &p.dec
-	if err := encap.Decap(buf, int(d.Addr-base), int(d.Len), dec); err != nil || dec.Dst != c.s.Fabric.IP {
+	err := encap.Decap(buf, int(d.Addr-base), int(d.Len), dec)
+	if errors.Is(err, encap.ErrNotOverlay) || (err != nil && packet.EtherType(buf[d.Addr-base:]) == packet.EtherTypeARP) {
+		return p.fabricNative(c, d, c.mem[d.Addr:d.Addr+uint64(d.Len)])
+	}
+	if err != nil || dec.Dst != c.s.Fabric.IP {
 		return Verdict{Reason: DecapError}
 	}
 	vrf := p.vrfOf(c.s, dec)
@@ -268,6 +276,78 @@ func (p *Pipeline) fragNeeded(c *batchCtx, d *afxdp.Desc, f []byte, mtu int) Ver
 	}
 	d.Len = uint32(n)
 	return Verdict{Vif: c.in, Note: MTUExceeded}
+}
+
+// toFabric forwards a pod's packet natively to another node of a
+// fabric-forwarded VN: TTL, the remote node's MAC, out of the fabric vif.
+func (p *Pipeline) toFabric(c *batchCtx, d *afxdp.Desc, f []byte, nh *NextHop) Verdict {
+	switch {
+	case !c.s.Fabric.Valid:
+		return Verdict{Reason: InvalidNextHop}
+	case nh.Outer.DstMAC == [6]byte{}:
+		return Verdict{Reason: NoNeighbor}
+	case p.ip.TTL <= 1:
+		return p.timeExceeded(c, d, f)
+	case c.s.Fabric.MTU > 0 && p.ip.TotalLen > c.s.Fabric.MTU:
+		return p.fragNeeded(c, d, f, c.s.Fabric.MTU)
+	}
+	packet.DecTTL(f[packet.EthLen:])
+	packet.SetMACs(f, nh.Outer.DstMAC, nh.Outer.SrcMAC)
+	return Verdict{Vif: c.s.Fabric.Vif}
+}
+
+// fabricNative handles what the fabric program redirected without a tunnel
+// header: IPv4 to a local pod of a fabric-forwarded VN, and ARP for one
+// (answered with the fabric NIC's MAC).
+func (p *Pipeline) fabricNative(c *batchCtx, d *afxdp.Desc, f []byte) Verdict {
+	switch packet.EtherType(f) {
+	case packet.EtherTypeARP:
+		return p.fabricARP(c, d, f)
+	case packet.EtherTypeIPv4:
+	default:
+		return Verdict{Reason: UnknownEtherType}
+	}
+	switch packet.ParseIPv4(f[packet.EthLen:], &p.ip) {
+	case packet.IPv4OK:
+	case packet.IPv4Checksum:
+		return Verdict{Reason: IPChecksum}
+	default:
+		return Verdict{Reason: InvalidIPHeader}
+	}
+	vrf := c.s.fabricVRF(p.ip.Dst)
+	if vrf == nil || vrf.Table == nil {
+		return Verdict{Reason: NoRoute}
+	}
+	id, found := vrf.Table.Lookup(p.ip.Dst)
+	nh := c.s.nh(id)
+	if !found || nh == nil || nh.Type != NHEncap || c.s.vif(nh.Vif) == nil {
+		return Verdict{Reason: NoRoute}
+	}
+	if p.ip.TTL <= 1 {
+		return Verdict{Reason: TTLExceeded}
+	}
+	packet.DecTTL(f[packet.EthLen:])
+	packet.SetMACs(f, nh.DstMAC, c.s.MAC)
+	return Verdict{Vif: nh.Vif}
+}
+
+// fabricARP answers an ARP request from the fabric for a local pod of a
+// fabric-forwarded VN with the fabric NIC's MAC.
+func (p *Pipeline) fabricARP(c *batchCtx, d *afxdp.Desc, f []byte) Verdict {
+	a := &p.arp
+	if !packet.ParseARP(f[packet.EthLen:], a) {
+		return Verdict{Reason: InvalidARP}
+	}
+	vrf := c.s.fabricVRF(a.TPA)
+	if a.Op != packet.ARPOpRequest || vrf == nil || vrf.Table == nil {
+		return Verdict{Reason: ARPNotMe}
+	}
+	id, found := vrf.Table.Lookup(a.TPA)
+	if nh := c.s.nh(id); !found || nh == nil || nh.Type != NHEncap {
+		return Verdict{Reason: ARPNotMe}
+	}
+	d.Len = uint32(packet.ARPReply(f, a, c.s.Fabric.MAC))
+	return Verdict{Vif: c.s.Fabric.Vif}
 }
 
 func (p *Pipeline) vrfOf(s *Snapshot, dec *encap.Decapped) *VRF {

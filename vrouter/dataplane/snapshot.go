@@ -16,6 +16,7 @@ const (
 	NHReceive        // for the router itself (gateway, DNS addresses)
 	NHEncap          // deliver to a local vif, rewriting the MACs
 	NHTunnel         // encapsulate to another node, out of the fabric vif
+	NHFabric         // to another node natively (fabric forwarding): Outer's MACs only
 )
 
 // Well-known next hop ids.
@@ -87,6 +88,19 @@ type Snapshot struct {
 	Fabric   Fabric
 	// VNIs maps a VXLAN network identifier to its VRF.
 	VNIs map[uint32]uint32
+	// FabricVRFs are the VRFs of fabric-forwarded VNs, whose traffic comes
+	// from the fabric without a tunnel header.
+	FabricVRFs []uint32
+}
+
+// fabricVRF is the fabric-forwarded VRF whose subnet holds a, or nil.
+func (s *Snapshot) fabricVRF(a [4]byte) *VRF {
+	for _, id := range s.FabricVRFs {
+		if v := s.vrf(id); v != nil && v.Contains(a) {
+			return v
+		}
+	}
+	return nil
 }
 
 // vrfOfLabel is the VRF an MPLS label names, or nil.
