@@ -408,3 +408,23 @@ func routeNextHop(port string, discard bool, tun api.RouteNextHop) (api.RouteNex
 		return api.RouteNextHop{}, errors.New("route add: --port ID, --tunnel NODE or --discard is required")
 	}
 }
+
+// flow lists the flow table like TF's `flow -l`.
+func (c *cli) flow(args []string) error {
+	fs := c.flags("flow")
+	if _, err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	cl, ctx, cancel := c.client()
+	defer cancel()
+	flows, err := cl.Flows(ctx)
+	if err != nil {
+		return err
+	}
+	return c.print(flows, func(t *table) {
+		t.row("INDEX", "REV", "VRF", "PROTO", "SOURCE", "DESTINATION", "ACTION", "NAT", "PKTS", "BYTES", "AGE")
+		for _, f := range flows {
+			t.row(f.Index, f.RevIndex, f.VRF, f.Proto, f.Src, f.Dst, f.Action, f.NAT, f.Packets, f.Bytes, fmt.Sprintf("%ds", f.AgeSecs))
+		}
+	})
+}

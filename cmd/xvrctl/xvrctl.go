@@ -55,6 +55,7 @@ var commands = map[string]command{
 	"rt":             {"rt --vn NS/NAME [-o table|json]", (*cli).rt},
 	"nh":             {"nh [-o table|json]", (*cli).nh},
 	"dropstats":      {"dropstats [--all] [-o table|json]", (*cli).dropstats},
+	"flow":           {"flow [-o table|json]", (*cli).flow},
 	"status":         {"status [-o table|json]", (*cli).status},
 }
 

@@ -1,7 +1,13 @@
 package main
 
 import (
+	"context"
+	"os"
+	"strings"
+	"time"
+
 	"fmt"
+	"github.com/xvr-project/xvr/flowtable"
 	"net"
 	"net/netip"
 
@@ -76,4 +82,59 @@ func linkMTU(dev string) (int, error) {
 		return 0, fmt.Errorf("finding fabric device %s: %w", dev, err)
 	}
 	return l.Attrs().MTU, nil
+}
+
+// defaultGateway is the gateway of the node's IPv4 default route, or the
+// zero address when there is none.
+func defaultGateway() netip.Addr {
+	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{}, 0)
+	if err != nil {
+		return netip.Addr{}
+	}
+	for _, r := range routes {
+		if (r.Dst == nil || r.Dst.IP.IsUnspecified()) && r.Gw != nil {
+			if gw, ok := netip.AddrFromSlice(r.Gw.To4()); ok {
+				return gw
+			}
+		}
+	}
+	return netip.Addr{}
+}
+
+// reservePorts adds ports to net.ipv4.ip_local_reserved_ports so that the
+// host never picks an SNAT pool port for its own connections (their replies
+// would be steered to xvrd).
+func reservePorts(ports string) error {
+	const f = "/proc/sys/net/ipv4/ip_local_reserved_ports"
+	cur, err := os.ReadFile(f)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", f, err)
+	}
+	have := strings.TrimSpace(string(cur))
+	for _, r := range strings.Split(have, ",") {
+		if r == ports {
+			return nil
+		}
+	}
+	if have != "" {
+		ports = have + "," + ports
+	}
+	if err := os.WriteFile(f, []byte(ports), 0o644); err != nil {
+		return fmt.Errorf("reserving the SNAT ports in %s: %w", f, err)
+	}
+	return nil
+}
+
+// ageFlows removes idle flows once a second until ctx is done.
+func ageFlows(ctx context.Context, flows *flowtable.Table) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			flows.Age(uint32(now.Unix()))
+		}
+	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/xvr-project/xvr/encap"
+	"github.com/xvr-project/xvr/flowtable"
 	"github.com/xvr-project/xvr/vrouter/afxdp"
 	"github.com/xvr-project/xvr/vrouter/agent"
 	"github.com/xvr-project/xvr/vrouter/api"
@@ -50,6 +51,8 @@ type options struct {
 	fabricIf  string
 	nodeIP    string
 	encap     string
+	flows     int
+	snatGW    string
 }
 
 func main() {
@@ -67,6 +70,8 @@ func main() {
 	flag.StringVar(&o.fabricIf, "fabric-if", "", "the node's fabric NIC, which carries the overlay (empty: single node)")
 	flag.StringVar(&o.nodeIP, "node-ip", "", "the node's IPv4 address on the fabric (default the fabric NIC's first)")
 	flag.StringVar(&o.encap, "encap", "MPLSoUDP,VXLAN", "encapsulation priority towards other nodes")
+	flag.IntVar(&o.flows, "flows", flowtable.DefaultCapacity, "flow table size (flows; 256 B each)")
+	flag.StringVar(&o.snatGW, "snat-gw", "", "where fabric-SNAT traffic leaves (default the node's default gateway)")
 	flag.StringVar(&o.defCIDR, "default-cidr", "198.19.0.0/16", "CIDR of the cluster default pod network (default/"+api.DefaultNetworkName+", every pod's eth0); empty: none")
 	flag.Parse()
 	level := slog.LevelInfo
@@ -138,6 +143,9 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	defNet := ""
 	if o.defCIDR != "" {
 		defNet = "default/" + api.DefaultNetworkName
+	}
+	if fab != nil && fab.Flows != nil {
+		go ageFlows(pctx, fab.Flows)
 	}
 	ag, err := agent.New(agent.Config{Store: st, Links: netlinkLinks{}, Attacher: prog, Pollers: pollers,
 		Current: cur, MAC: mac, Cluster: o.cluster, Log: log, Version: version, DefaultNetwork: defNet, Fabric: fab})
@@ -212,7 +220,30 @@ func fabricConfig(o options) (*agent.FabricConfig, error) {
 	if err != nil {
 		return nil, errors.Join(err, prog.Close())
 	}
-	return &agent.FabricConfig{IfName: o.fabricIf, NodeIP: ip, MTU: mtu, Encap: kinds, Program: prog, Neighbors: kernelNeighbors{}}, nil
+	cfg := &agent.FabricConfig{IfName: o.fabricIf, NodeIP: ip, MTU: mtu, Encap: kinds, Program: prog, Neighbors: kernelNeighbors{}}
+	if err := snatConfig(o, cfg); err != nil {
+		return nil, errors.Join(err, prog.Close())
+	}
+	return cfg, nil
+}
+
+// snatConfig makes the flow table and the node IP's SNAT port pools, finds
+// the gateway, and keeps the host's own connections off the pools' ports.
+func snatConfig(o options, cfg *agent.FabricConfig) error {
+	cfg.SNAT = flowtable.NewSNAT(cfg.NodeIP.As4())
+	flows, err := flowtable.New(flowtable.Config{Capacity: o.flows, SNAT: []*flowtable.SNAT{cfg.SNAT}})
+	if err != nil {
+		return fmt.Errorf("creating the flow table: %w", err)
+	}
+	cfg.Flows = flows
+	if o.snatGW != "" {
+		if cfg.Gateway, err = netip.ParseAddr(o.snatGW); err != nil || !cfg.Gateway.Is4() {
+			return fmt.Errorf("-snat-gw %q is not an IPv4 address", o.snatGW)
+		}
+	} else {
+		cfg.Gateway = defaultGateway()
+	}
+	return reservePorts(fmt.Sprintf("%d-%d", flowtable.TCPPortMin, flowtable.UDPPortMax))
 }
 
 // netlinkLinks finds devices in xvrd's network namespace.

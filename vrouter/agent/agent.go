@@ -152,7 +152,7 @@ func New(cfg Config) (*Agent, error) {
 		if len(f.Encap) == 0 {
 			f.Encap = encap.DefaultPriority()
 		}
-		a.fab = &fabric{cfg: *f, stats: new(dataplane.VifStats)}
+		a.fab = &fabric{cfg: *f, stats: new(dataplane.VifStats), snatNH: a.nhs.next()}
 	}
 	return a, nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/xvr-project/xvr/encap"
+	"github.com/xvr-project/xvr/flowtable"
 	"github.com/xvr-project/xvr/vrouter/api"
 	"github.com/xvr-project/xvr/vrouter/dataplane"
 )
@@ -28,6 +29,12 @@ type FabricConfig struct {
 	Program FabricProgram
 	// Neighbors resolves remote nodes' underlay MACs.
 	Neighbors Neighbors
+	// Flows and SNAT are the flow table and the node IP's port pools for
+	// fabric SNAT; Gateway is where source-NATed traffic leaves (the node's
+	// default gateway). Without them fabric SNAT VNs get no default route.
+	Flows   *flowtable.Table
+	SNAT    *flowtable.SNAT
+	Gateway netip.Addr
 }
 
 // FabricProgram is the fabric XDP program: the pod program's Attacher and
@@ -51,6 +58,8 @@ type Neighbors interface {
 // fabric is the agent's view of the fabric port.
 type fabric struct {
 	cfg      FabricConfig
+	snatNH   uint32                // next hop id of source-NATed traffic
+	gwMAC    [6]byte               // the gateway's MAC, zero while unresolved
 	prefixes map[netip.Prefix]bool // steered by the program now
 	ifindex  int
 	mac      [6]byte
@@ -233,6 +242,12 @@ func (a *Agent) reconcileFabric(ctx context.Context) {
 			changed = true
 		}
 	}
+	if f := a.fab; f.gwMAC == ([6]byte{}) && f.cfg.Gateway.IsValid() {
+		gw := &tunnel{node: f.cfg.Gateway}
+		if a.resolve(gw) {
+			f.gwMAC, changed = gw.mac, true
+		}
+	}
 	if changed {
 		a.publish()
 	}
@@ -267,6 +282,14 @@ func (a *Agent) publishFabric(s *dataplane.Snapshot) {
 		if n.target == nil && n.spec.FabricForwarding {
 			s.FabricVRFs = append(s.FabricVRFs, n.spec.VRF)
 		}
+	}
+	if f.cfg.Flows != nil && f.cfg.SNAT != nil {
+		s.Flows, s.SNAT = f.cfg.Flows, f.cfg.SNAT
+		for int(f.snatNH) >= len(s.NextHops) {
+			s.NextHops = append(s.NextHops, dataplane.NextHop{Type: dataplane.NHDiscard})
+		}
+		s.NextHops[f.snatNH] = dataplane.NextHop{Type: dataplane.NHSNAT, Vif: FabricVif,
+			Outer: encap.Outer{SrcMAC: f.mac, DstMAC: f.gwMAC}}
 	}
 }
 

@@ -197,6 +197,9 @@ func (a *Agent) rebuildTable(vn *network) {
 			want[netip.PrefixFrom(p.ip, 32)] = p.nh
 		}
 	}
+	if vn.spec.FabricSNAT && a.fab != nil && a.fab.cfg.Flows != nil {
+		want[netip.PrefixFrom(netip.IPv4Unspecified(), 0)] = a.fab.snatNH // static routes may override it
+	}
 	for _, r := range a.routes {
 		if a.nets[r.Network].vn() == vn {
 			want[netip.MustParsePrefix(r.Prefix)] = a.staticNH(r)

@@ -113,6 +113,12 @@ func (c *Client) ListPorts(ctx context.Context) ([]Port, error) {
 	return out, c.do(ctx, http.MethodGet, "/v1/ports", nil, &out)
 }
 
+// Flows lists the flow table.
+func (c *Client) Flows(ctx context.Context) ([]Flow, error) {
+	var out []Flow
+	return out, c.do(ctx, http.MethodGet, "/v1/flows", nil, &out)
+}
+
 // ApplyPod creates or replaces what xvrd knows of a pod (its annotations).
 func (c *Client) ApplyPod(ctx context.Context, p Pod) (Pod, error) {
 	var out Pod

@@ -62,6 +62,11 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/rt/{namespace}/{name}", s.routeTable)
 	mux.HandleFunc("GET /v1/nh", s.nextHops)
 	mux.HandleFunc("GET /v1/dropstats", s.dropStats)
+	mux.HandleFunc("GET /v1/flows", s.flows)
+}
+
+func (s *server) flows(w http.ResponseWriter, r *http.Request) {
+	s.reply(w, r, nonNil(s.b.Flows(r.Context())), nil)
 }
 
 func (s *server) status(w http.ResponseWriter, r *http.Request) {

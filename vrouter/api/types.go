@@ -253,6 +253,22 @@ type NextHop struct {
 	VNI   uint32 `json:"vni,omitempty"`
 }
 
+// Flow is one direction of a flow in the flow table (TF's `flow -l`).
+type Flow struct {
+	Index    uint32 `json:"index"`
+	RevIndex uint32 `json:"revIndex"`
+	VRF      uint32 `json:"vrf"`
+	Proto    uint8  `json:"proto"`
+	Src      string `json:"src"` // address:port (ICMP: the echo identifier)
+	Dst      string `json:"dst"`
+	Action   string `json:"action"`        // forward, drop, nat-src, nat-dst
+	NAT      string `json:"nat,omitempty"` // the rewrite, address:port
+	Packets  uint64 `json:"packets"`
+	Bytes    uint64 `json:"bytes"`
+	AgeSecs  uint32 `json:"ageSeconds"` // since the last packet
+	Closed   bool   `json:"closed,omitempty"`
+}
+
 // DropStat is the count of packets dropped for one reason (TF's `dropstats`).
 type DropStat struct {
 	Reason string `json:"reason"`
@@ -306,6 +322,7 @@ type Backend interface {
 	RouteTable(ctx context.Context, network string) ([]RouteEntry, error)
 	NextHops(ctx context.Context) []NextHop
 	DropStats(ctx context.Context) []DropStat
+	Flows(ctx context.Context) []Flow
 }
 
 // Error is an API error carrying the HTTP status it is answered with.

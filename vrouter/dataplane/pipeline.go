@@ -27,6 +27,9 @@ type Pipeline struct {
 	// FrameSize is the UMEM chunk size (a power of two): a frame may grow up
 	// to the end of its chunk (ICMP errors are built in place).
 	FrameSize uint64
+	// Now is the coarse time (seconds) flows are stamped with; the poller
+	// sets it once per round.
+	Now uint32
 
 	ip  packet.IPv4
 	arp packet.ARP
@@ -135,6 +138,8 @@ func (p *Pipeline) ipv4(c *batchCtx, d *afxdp.Desc, f []byte) Verdict {
 		return p.toTunnel(c, d, f, nh)
 	case NHFabric:
 		return p.toFabric(c, d, f, nh)
+	case NHSNAT:
+		return p.toSNAT(c, d, f, nh)
 	}
 	return Verdict{Reason: Discard}
 }
@@ -313,6 +318,9 @@ func (p *Pipeline) fabricNative(c *batchCtx, d *afxdp.Desc, f []byte) Verdict {
 		return Verdict{Reason: IPChecksum}
 	default:
 		return Verdict{Reason: InvalidIPHeader}
+	}
+	if p.ip.Dst == c.s.Fabric.IP && c.s.Flows != nil {
+		return p.snatReturn(c, f)
 	}
 	vrf := c.s.fabricVRF(p.ip.Dst)
 	if vrf == nil || vrf.Table == nil {

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -504,6 +505,7 @@ func (p *Poller) sleep() error {
 // It returns how many frames were received.
 func (p *Poller) round() int {
 	s := p.cur.Load()
+	p.pipe.Now = uint32(time.Now().Unix())
 	total := 0
 	for _, pt := range p.ports {
 		n := pt.sock.Receive(p.rx[:])

@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 
 	"github.com/xvr-project/xvr/encap"
+	"github.com/xvr-project/xvr/flowtable"
 	"github.com/xvr-project/xvr/vrouter/route"
 )
 
@@ -17,6 +18,7 @@ const (
 	NHEncap          // deliver to a local vif, rewriting the MACs
 	NHTunnel         // encapsulate to another node, out of the fabric vif
 	NHFabric         // to another node natively (fabric forwarding): Outer's MACs only
+	NHSNAT           // to the outside, source-NATed to the node IP: Outer's MACs only
 )
 
 // Well-known next hop ids.
@@ -91,6 +93,11 @@ type Snapshot struct {
 	// FabricVRFs are the VRFs of fabric-forwarded VNs, whose traffic comes
 	// from the fabric without a tunnel header.
 	FabricVRFs []uint32
+	// Flows and SNAT are the flow table and the node IP's port pools, shared
+	// by every snapshot and poller (both are safe for concurrent use); nil
+	// without a fabric.
+	Flows *flowtable.Table
+	SNAT  *flowtable.SNAT
 }
 
 // fabricVRF is the fabric-forwarded VRF whose subnet holds a, or nil.

@@ -541,3 +541,6 @@ func (b *Backend) GC(_ context.Context, req api.GCRequest) (api.GCResult, error)
 	sort.Strings(res.Removed)
 	return res, nil
 }
+
+// Flows implements api.Backend: the fake has no flows.
+func (b *Backend) Flows(context.Context) []api.Flow { return []api.Flow{} }
