@@ -234,6 +234,7 @@ func (c *cli) routeAdd(args []string) error {
 	label := fs.Uint("label", 0, "the remote node's MPLS label for the network (xvrctl network get there)")
 	vni := fs.Uint("vni", 0, "the network's VXLAN identifier (default this node's)")
 	encaps := fs.String("encaps", "", "encapsulations the remote accepts, e.g. MPLSoUDP,VXLAN (default both)")
+	fs.StringVar(&tun.MAC, "mac", "", "the remote endpoint's MAC: inner destination of VXLAN frames (a Linux VTEP needs it)")
 	_, err := c.parse(fs, args, 0)
 	if err != nil {
 		return err

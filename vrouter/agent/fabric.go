@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/xvr-project/xvr/encap"
 	"github.com/xvr-project/xvr/flowtable"
@@ -70,6 +71,7 @@ type fabric struct {
 
 // tunnel is the next hop of one tunnel route.
 type tunnel struct {
+	inner [6]byte // VXLAN inner destination MAC
 	nh    uint32
 	kind  encap.Kind
 	label uint32 // MPLS label or VNI, per kind
@@ -199,6 +201,15 @@ func (a *Agent) validateTunnel(r *api.Route, vn *network) (*tunnel, error) {
 			r.Prefix, f.cfg.Encap, nh.Encaps)
 	}
 	t := &tunnel{kind: kind, label: nh.Label, node: node}
+	copy(t.inner[:], a.cfg.MAC)
+	if nh.MAC != "" {
+		mac, err := net.ParseMAC(nh.MAC)
+		if err != nil || len(mac) != 6 || mac[0]&1 == 1 {
+			return nil, api.BadRequest("route %s: mac %q is not a unicast Ethernet MAC", r.Prefix, nh.MAC)
+		}
+		nh.MAC = mac.String()
+		copy(t.inner[:], mac)
+	}
 	if kind == encap.VXLAN {
 		t.label = nh.VNI
 	}
@@ -213,6 +224,18 @@ func without(kinds []encap.Kind, k encap.Kind) []encap.Kind {
 		}
 	}
 	return out
+}
+
+// resolveNow resolves t's underlay MAC, waiting a little (bounded) for the
+// kernel to answer the probe, so that a new route's first packets are not
+// dropped; Reconcile retries what is still unresolved.
+func (a *Agent) resolveNow(t *tunnel) {
+	for i := 0; i < 20 && t.mac == ([6]byte{}); i++ {
+		if a.resolve(t) {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // resolve looks the tunnel's underlay MAC up; it reports whether it changed.
@@ -275,7 +298,7 @@ func (a *Agent) publishFabric(s *dataplane.Snapshot) {
 		if t.kind == 0 {
 			typ = dataplane.NHFabric
 		}
-		s.NextHops[t.nh] = dataplane.NextHop{Type: typ, Vif: FabricVif, Kind: t.kind, Label: t.label,
+		s.NextHops[t.nh] = dataplane.NextHop{Type: typ, Vif: FabricVif, Kind: t.kind, Label: t.label, InnerMAC: t.inner,
 			Outer: encap.Outer{SrcMAC: f.mac, DstMAC: t.mac, Src: f.cfg.NodeIP.As4(), Dst: t.node.As4()}}
 	}
 	for _, n := range a.nets {

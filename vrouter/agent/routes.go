@@ -56,7 +56,7 @@ func (a *Agent) installRoute(r api.Route, n *network, t *tunnel) {
 	}
 	if t != nil {
 		a.tunnels[key] = t
-		a.resolve(t)
+		a.resolveNow(t)
 	}
 	a.routes[key] = r
 	a.publish()

@@ -196,6 +196,10 @@ type RouteNextHop struct {
 	// ["MPLSoUDP","VXLAN"] (default both); xvrd picks the first of its own
 	// priority (xvrd -encap) that the remote accepts. MPLSoUDP needs Label.
 	Encaps []string `json:"encaps,omitempty"`
+	// MAC is the remote endpoint's MAC (as an EVPN type-2 route carries it):
+	// the inner destination of VXLAN frames, which a standard VTEP (a Linux
+	// VXLAN device) requires. Default: the vRouter MAC, which xvr accepts.
+	MAC string `json:"mac,omitempty"`
 }
 
 // Next hop and vif types as shown by introspection.

@@ -207,6 +207,9 @@ func (p *Pipeline) toTunnel(c *batchCtx, d *afxdp.Desc, f []byte, nh *NextHop) V
 		return p.fragNeeded(c, d, f, mtu-encap.Overhead(nh.Kind))
 	}
 	packet.DecTTL(f[packet.EthLen:])
+	if nh.Kind == encap.VXLAN { // the inner frame as the remote endpoint expects it
+		packet.SetMACs(f, nh.InnerMAC, c.s.MAC)
+	}
 	base, end, ok := p.chunk(c, d)
 	if !ok {
 		return Verdict{Reason: EncapError}

@@ -45,6 +45,9 @@ type NextHop struct {
 	Kind  encap.Kind
 	Label uint32 // MPLS label or VNI
 	Outer encap.Outer
+	// InnerMAC is the inner destination MAC of VXLAN frames (the inner
+	// source is the vRouter MAC).
+	InnerMAC [6]byte
 }
 
 // LabelBase is added to a VRF id to make the MPLS label a node receives a
