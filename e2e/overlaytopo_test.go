@@ -184,9 +184,15 @@ func (p *cniPod) ping(dst string, count int) (string, error) {
 // 10 s), calls gen once tcpdump listens, and returns the decoded packets.
 func capture(t *testing.T, ns *nettest.NS, dev string, count int, gen func()) []gopacket.Packet {
 	t.Helper()
+	return captureFilter(t, ns, dev, count, "udp", gen)
+}
+
+// captureFilter is capture with another tcpdump filter.
+func captureFilter(t *testing.T, ns *nettest.NS, dev string, count int, filter string, gen func()) []gopacket.Packet {
+	t.Helper()
 	file := filepath.Join(t.TempDir(), "cap.pcap")
 	p := ns.Start(t, "timeout", "10", "tcpdump", "-i", dev, "-w", file, "-U", "-Z", "root", "-n",
-		"-c", strconv.Itoa(count), "udp")
+		"-c", strconv.Itoa(count), filter)
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(p.Output(), "listening on") {
 		if time.Now().After(deadline) {

@@ -84,21 +84,20 @@ func linkMTU(dev string) (int, error) {
 	return l.Attrs().MTU, nil
 }
 
-// defaultGateway is the gateway of the node's IPv4 default route, or the
-// zero address when there is none.
-func defaultGateway() netip.Addr {
+// DefaultGateway is the gateway of the node's IPv4 default route.
+func (kernelNeighbors) DefaultGateway() (netip.Addr, bool) {
 	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{}, 0)
 	if err != nil {
-		return netip.Addr{}
+		return netip.Addr{}, false
 	}
 	for _, r := range routes {
 		if (r.Dst == nil || r.Dst.IP.IsUnspecified()) && r.Gw != nil {
 			if gw, ok := netip.AddrFromSlice(r.Gw.To4()); ok {
-				return gw
+				return gw, true
 			}
 		}
 	}
-	return netip.Addr{}
+	return netip.Addr{}, false
 }
 
 // reservePorts adds ports to net.ipv4.ip_local_reserved_ports so that the

@@ -236,12 +236,10 @@ func snatConfig(o options, cfg *agent.FabricConfig) error {
 		return fmt.Errorf("creating the flow table: %w", err)
 	}
 	cfg.Flows = flows
-	if o.snatGW != "" {
+	if o.snatGW != "" { // else the node's default gateway, looked up until there is one
 		if cfg.Gateway, err = netip.ParseAddr(o.snatGW); err != nil || !cfg.Gateway.Is4() {
 			return fmt.Errorf("-snat-gw %q is not an IPv4 address", o.snatGW)
 		}
-	} else {
-		cfg.Gateway = defaultGateway()
 	}
 	return reservePorts(fmt.Sprintf("%d-%d", flowtable.TCPPortMin, flowtable.UDPPortMax))
 }

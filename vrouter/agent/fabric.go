@@ -54,6 +54,8 @@ type Neighbors interface {
 	// Resolve returns the MAC of ip's next hop on the fabric, or ok false
 	// while it is being resolved (a probe was sent).
 	Resolve(ip netip.Addr) (mac net.HardwareAddr, ok bool, err error)
+	// DefaultGateway is the node's default gateway, if it has one now.
+	DefaultGateway() (netip.Addr, bool)
 }
 
 // fabric is the agent's view of the fabric port.
@@ -264,6 +266,9 @@ func (a *Agent) reconcileFabric(ctx context.Context) {
 		if t.mac == ([6]byte{}) && a.resolve(t) {
 			changed = true
 		}
+	}
+	if f := a.fab; !f.cfg.Gateway.IsValid() {
+		f.cfg.Gateway, _ = f.cfg.Neighbors.DefaultGateway() // until there is one, SNAT drops with no_neighbor
 	}
 	if f := a.fab; f.gwMAC == ([6]byte{}) && f.cfg.Gateway.IsValid() {
 		gw := &tunnel{node: f.cfg.Gateway}
