@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
@@ -38,22 +39,7 @@ const (
 // outside cannot open a session to a pod; a full flow table refuses new
 // flows and keeps existing ones.
 func TestFabric(t *testing.T) {
-	o := newOverlayTopo(t, "MPLSoUDP,VXLAN")
-	for _, n := range o.nodes {
-		n.apply(t, vnFab)
-	}
-	sel := func(ip string) string {
-		return `[{"name":"vn-fab","ips":["` + ip + `/24"],"default-route":["198.18.30.254"]}]`
-	}
-	fab1 := o.nodes[0].addPod(t, "default", "fab-one", sel(fab1IP))
-	fab2 := o.nodes[1].addPod(t, "default", "fab-two", sel(fab2IP))
-	o.nodes[0].mustCtl(t, "route", "add", "--network", fabVN, "--prefix", fab2IP+"/32", "--fabric", nodeIPs[1])
-	o.nodes[1].mustCtl(t, "route", "add", "--network", fabVN, "--prefix", fab1IP+"/32", "--fabric", nodeIPs[0])
-	// The outside host is the underlay; it sends with complete checksums.
-	o.underlay.Run(t, "ethtool", "-K", o.bridge, "tx", "off")
-	for _, n := range o.nodes {
-		n.ns.Run(t, "ip", "route", "add", "default", "via", underlayIP)
-	}
+	o, fab1, fab2 := fabricTopo(t)
 
 	t.Run("forwarding-no-tunnel", func(t *testing.T) {
 		warmUp(t, fab1.ns, fab2IP)
@@ -118,6 +104,51 @@ func TestFabric(t *testing.T) {
 			t.Fatalf("node IP unreachable for host traffic: %v\n%s", err, out)
 		}
 	})
+}
+
+// fabricTopo is the overlay topology plus vn-fab on both nodes, a pod on it
+// on each node (default route on vn-fab), fabric routes between them, and
+// the underlay as the outside host behind both nodes' default routes.
+func fabricTopo(t *testing.T, extra ...string) (*overlayTopo, *cniPod, *cniPod) {
+	t.Helper()
+	o := newOverlayTopo(t, "MPLSoUDP,VXLAN", extra...)
+	for _, n := range o.nodes {
+		n.apply(t, vnFab)
+	}
+	sel := func(ip string) string {
+		return `[{"name":"vn-fab","ips":["` + ip + `/24"],"default-route":["198.18.30.254"]}]`
+	}
+	fab1 := o.nodes[0].addPod(t, "default", "fab-one", sel(fab1IP))
+	fab2 := o.nodes[1].addPod(t, "default", "fab-two", sel(fab2IP))
+	o.nodes[0].mustCtl(t, "route", "add", "--network", fabVN, "--prefix", fab2IP+"/32", "--fabric", nodeIPs[1])
+	o.nodes[1].mustCtl(t, "route", "add", "--network", fabVN, "--prefix", fab1IP+"/32", "--fabric", nodeIPs[0])
+	// The outside host is the underlay; it sends with complete checksums.
+	o.underlay.Run(t, "ethtool", "-K", o.bridge, "tx", "off")
+	for _, n := range o.nodes {
+		n.ns.Run(t, "ip", "route", "add", "default", "via", underlayIP)
+	}
+	return o, fab1, fab2
+}
+
+// TestFlowTableFull: with room for two flows, a third new flow is dropped
+// and counted while an existing flow keeps working.
+func TestFlowTableFull(t *testing.T) {
+	o, fab1, _ := fabricTopo(t, "-flows", "2")
+	warmUp(t, fab1.ns, underlayIP) // flows 1..: each ping run is one ICMP flow (its identifier)
+	long := fab1.ns.Start(t, "ping", "-i", "0.2", "-c", "25", "-W", "1", underlayIP)
+	before := o.nodes[0].dropCount(t, "flow_table_full")
+	for range 3 { // at most one more fits; the others are refused
+		fab1.ns.Try("ping", "-c", "1", "-W", "1", underlayIP)
+	}
+	if after := o.nodes[0].dropCount(t, "flow_table_full"); after <= before {
+		t.Fatalf("flow_table_full went from %d to %d with new flows beyond the table's size\n%s", before, after, o.diag(t))
+	}
+	if err := long.Wait(15 * time.Second); err != nil {
+		t.Logf("long ping: %v", err)
+	}
+	if got := strings.Count(long.Output(), "bytes from "+underlayIP); got < 20 {
+		t.Fatalf("the existing flow got %d of 25 replies while the table was full:\n%s", got, long.Output())
+	}
 }
 
 // captureAll captures up to count frames matching filter on node 0's bridge port.

@@ -59,14 +59,15 @@ type overlayTopo struct {
 	right2   *cniPod
 	vni      map[string]uint32    // VN key -> VNI
 	labels   [2]map[string]uint32 // per node: VN key -> its MPLS label
+	extra    []string             // more xvrd flags
 }
 
 // newOverlayTopo builds the topology with xvrd's -encap set to encap and
 // adds, on each node, /32 tunnel routes for the other node's vn-left-1 pod.
-func newOverlayTopo(t *testing.T, encap string) *overlayTopo {
+func newOverlayTopo(t *testing.T, encap string, extra ...string) *overlayTopo {
 	t.Helper()
 	nettest.RequireRoot(t)
-	o := &overlayTopo{encap: encap, underlay: nettest.NewNS(t, "xul"), vni: map[string]uint32{}}
+	o := &overlayTopo{encap: encap, underlay: nettest.NewNS(t, "xul"), vni: map[string]uint32{}, extra: extra}
 	o.bridge = nettest.Name(t, "xbr")
 	o.underlay.Run(t, "ip", "link", "add", o.bridge, "type", "bridge")
 	delLinkOnCleanup(t, o.underlay, o.bridge)
@@ -116,9 +117,10 @@ func (o *overlayTopo) newNode(t *testing.T, i int) *overlayNode {
 	n := &node{t: t, ns: nettest.NewNS(t, "xon"), dir: dir, socket: filepath.Join(dir, "xvrd.sock")}
 	on := &overlayNode{ip: nodeIPs[i]}
 	on.fabric, on.port = o.fabricLink(t, n.ns, "xfb", on.ip)
-	n.proc = n.ns.Start(t, bin("xvrd"), "-socket", n.socket, "-db", filepath.Join(dir, "xvrd.db"),
+	args := append([]string{bin("xvrd"), "-socket", n.socket, "-db", filepath.Join(dir, "xvrd.db"),
 		"-mac", nodeMACs[i], "-reconcile", "500ms", "-default-cidr", nodeDefCIDRs[i],
-		"-fabric-if", on.fabric, "-node-ip", on.ip, "-encap", o.encap)
+		"-fabric-if", on.fabric, "-node-ip", on.ip, "-encap", o.encap}, o.extra...)
+	n.proc = n.ns.Start(t, args...)
 	cn := &cniNode{node: n, c: api.NewClient(n.socket)}
 	t.Cleanup(cn.c.Close)
 	cn.waitAPI(t)
