@@ -28,6 +28,9 @@ func cmdAdd(args *skel.CmdArgs) error {
 	defer cancel()
 	c := api.NewClient(conf.Socket)
 	defer c.Close()
+	if err := resolveMTU(ctx, c, conf); err != nil {
+		return err
+	}
 	atts, err := planPod(ctx, c, conf, args.IfName, k.PodRef())
 	if err != nil {
 		return err
@@ -42,6 +45,23 @@ func cmdAdd(args *skel.CmdArgs) error {
 		return err
 	}
 	return types.PrintResult(buildResult(conf.CNIVersion, args.Netns, ifs), conf.CNIVersion)
+}
+
+// resolveMTU fills an unset mtu with xvrd's pod MTU (the fabric's less the
+// encapsulation overhead), or DefaultMTU on a node without a fabric.
+func resolveMTU(ctx context.Context, c *api.Client, conf *Config) error {
+	if conf.MTU != 0 {
+		return nil
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		return apiError(err, "asking xvrd for the pod MTU")
+	}
+	conf.MTU = DefaultMTU
+	if st.PodMTU >= MinMTU {
+		conf.MTU = min(st.PodMTU, MaxMTU)
+	}
+	return nil
 }
 
 // withXvrd parses the config and runs fn with a client of xvrd and a

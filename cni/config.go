@@ -33,7 +33,8 @@ type Config struct {
 	// veths are created; default the plugin's own. It lets xvrd run inside a
 	// namespace (tests, demo).
 	HostNetns string `json:"hostNetns,omitempty"`
-	// MTU of both ends of every veth (default 1500).
+	// MTU of both ends of every veth. Unset: xvrd's pod MTU (the fabric's
+	// less the encapsulation overhead) when it has a fabric, else 1500.
 	MTU int `json:"mtu,omitempty"`
 }
 
@@ -58,9 +59,7 @@ func (c *Config) setDefaults() {
 	if c.DefaultNetwork == "" {
 		c.DefaultNetwork = "default/" + api.DefaultNetworkName
 	}
-	if c.MTU == 0 {
-		c.MTU = DefaultMTU
-	}
+
 }
 
 func (c *Config) validate() error {
@@ -70,7 +69,7 @@ func (c *Config) validate() error {
 	if c.HostNetns != "" && !filepath.IsAbs(c.HostNetns) {
 		return invalidConfig("hostNetns %q: not an absolute path", c.HostNetns)
 	}
-	if c.MTU < MinMTU || c.MTU > MaxMTU {
+	if c.MTU != 0 && (c.MTU < MinMTU || c.MTU > MaxMTU) {
 		return invalidConfig("mtu %d: outside %d..%d", c.MTU, MinMTU, MaxMTU)
 	}
 	ns, name, ok := strings.Cut(c.DefaultNetwork, "/")

@@ -102,7 +102,7 @@ func (cn *cniNode) waitAPI(t testing.TB) {
 // conf is the node's conflist for a plugin installed as typ.
 func (cn *cniNode) conf(typ, socket string) string {
 	return fmt.Sprintf(`{"cniVersion":"1.1.0","name":"xvr-%s","plugins":[{"type":%q,"socket":%q,`+
-		`"defaultNetwork":"default/cluster-wide-default","hostNetns":"/var/run/netns/%s","mtu":1500}]}`,
+		`"defaultNetwork":"default/cluster-wide-default","hostNetns":"/var/run/netns/%s"}]}`,
 		typ, typ, socket, cn.ns.Name)
 }
 

@@ -57,6 +57,13 @@ func testOverlayStatus(t *testing.T, o *overlayTopo) {
 		if out := n.ns.Run(t, "ip", "-d", "link", "show", "dev", n.fabric); !strings.Contains(out, "prog/xdp") {
 			t.Fatalf("node %d: no XDP program on the fabric NIC %s:\n%s", i, n.fabric, out)
 		}
+		if st.PodMTU != 1500-50 { // the fabric veth's 1500 less VXLAN's 50
+			t.Fatalf("node %d: pod MTU %d, want 1450", i, st.PodMTU)
+		}
+	}
+	// The CNI config sets no mtu: pods get xvrd's pod MTU on every interface.
+	if out := o.left1.ns.Run(t, "ip", "-o", "link", "show", "dev", "eth1"); !strings.Contains(out, "mtu 1450 ") {
+		t.Fatalf("pod interface MTU is not xvrd's pod MTU 1450:\n%s", out)
 	}
 }
 

@@ -163,6 +163,9 @@ func (a *Agent) Status(context.Context) api.Status {
 		MAC: a.cfg.MAC.String(), Uptime: time.Since(a.started).Round(time.Second).String()}
 	if f := a.cfg.Fabric; f != nil {
 		st.FabricIf, st.NodeIP, st.Encap = f.IfName, f.NodeIP.String(), encapNames(a.fab.cfg.Encap)
+		if f.MTU > 0 {
+			st.PodMTU = encap.PodMTU(f.MTU, a.fab.cfg.Encap)
+		}
 	}
 	return st
 }

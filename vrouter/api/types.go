@@ -290,6 +290,10 @@ type Status struct {
 	FabricIf string   `json:"fabricIf,omitempty"`
 	NodeIP   string   `json:"nodeIP,omitempty"`
 	Encap    []string `json:"encap,omitempty"`
+	// PodMTU is the largest pod MTU whose packets still fit the fabric once
+	// encapsulated (the fabric MTU less the largest overhead); the CNI uses
+	// it when its config sets no mtu. 0 without a fabric.
+	PodMTU int `json:"podMTU,omitempty"`
 }
 
 // Backend is what the server serves. vrouter/agent implements it.
