@@ -10,6 +10,10 @@ have ping || need+=(iputils-ping)
 have ethtool || need+=(ethtool)
 have tcpdump || need+=(tcpdump)
 have iperf3 || need+=(iperf3)
+have nc || need+=(netcat-openbsd)
+have sysctl || need+=(procps)
+have bridge || need+=(iproute2)
+have timeout || need+=(coreutils)
 have gcc || need+=(gcc)
 
 if ((${#need[@]})); then
