@@ -136,3 +136,32 @@ func TestSNATFlowTableFull(t *testing.T) {
 		t.Fatalf("stats %+v, %d tcp ports in use (refused flows must return theirs)", st, s.SNAT.TCP.InUse())
 	}
 }
+
+// TestOverlayZeroAllocs: encapsulating, decapsulating and source-NATing
+// (flow hit) allocate nothing per packet.
+func TestOverlayZeroAllocs(t *testing.T) {
+	s := snatSnapshot(t)
+	s.NextHops = append(s.NextHops, NextHop{Type: NHTunnel, Kind: encap.VXLAN, Label: 77,
+		Outer: encap.Outer{SrcMAC: fabricMAC, DstMAC: remoteMAC, Src: nodeIP, Dst: remoteIP}})
+	if err := s.VRFs[1].Table.Insert(netip.MustParsePrefix("198.18.10.9/32"), uint32(len(s.NextHops)-1)); err != nil {
+		t.Fatal(err)
+	}
+	p := Pipeline{FrameSize: frameSize}
+	v := make([]Verdict, 1)
+	tunnel := udpFrame(t, ipA, ipRemote, 64, 18)
+	snat := tcpFrame(t, ipA, outside, 40000, 80)
+	mem, d := umem(tunnel)
+	smem, sd := umem(snat)
+	p.Process(s, smem, sd, 1, v) // create the flow
+	allocs := testing.AllocsPerRun(100, func() {
+		copy(mem[256:], tunnel)
+		d[0].Addr, d[0].Len = 256, uint32(len(tunnel))
+		p.Process(s, mem, d, 1, v)
+		copy(smem[256:], snat)
+		sd[0].Addr, sd[0].Len = 256, uint32(len(snat))
+		p.Process(s, smem, sd, 1, v)
+	})
+	if allocs != 0 || v[0].Reason != Forward {
+		t.Fatalf("%v allocations per tunnel+SNAT packet pair (last verdict %+v)", allocs, v[0])
+	}
+}
