@@ -4,6 +4,8 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 CMDS    := $(notdir $(wildcard cmd/*))
 
+
+.PHONY: install
 .PHONY: all build deps test test-unit fmt-check vet bench bench-quick demo demo-single-node generate clean
 
 all: build
@@ -46,6 +48,19 @@ demo: deps build
 
 demo-single-node: deps build
 	./scripts/demo-single-node.sh
+
+# Install on a node: binaries, the CNI plugin under its type names, the
+# systemd unit, its env file (kept if present) and the node CNI config.
+PREFIX ?= /usr/local
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/opt/cni/bin $(DESTDIR)/etc/systemd/system $(DESTDIR)/etc/xvr $(DESTDIR)/etc/cni/net.d
+	install -m 0755 bin/xvrd bin/xvrctl bin/xvr-cni $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 bin/xvr-cni $(DESTDIR)/opt/cni/bin/xvr
+	install -m 0755 bin/xvr-cni $(DESTDIR)/opt/cni/bin/contrail-k8s-cni
+	install -m 0644 deploy/xvrd.service $(DESTDIR)/etc/systemd/system/xvrd.service
+	[ -e $(DESTDIR)/etc/xvr/xvrd.env ] || install -m 0644 deploy/xvrd.env $(DESTDIR)/etc/xvr/xvrd.env
+	install -m 0644 deploy/10-xvr.conflist $(DESTDIR)/etc/cni/net.d/10-xvr.conflist
+	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 generate:
 	cd vrouter/xdpprog && $(GO) generate

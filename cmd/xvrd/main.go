@@ -18,9 +18,11 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/vishvananda/netlink"
 
 	"github.com/xvr-project/xvr/encap"
@@ -53,6 +55,7 @@ type options struct {
 	encap     string
 	flows     int
 	snatGW    string
+	metrics   string
 }
 
 func main() {
@@ -73,6 +76,7 @@ func main() {
 	flag.IntVar(&o.flows, "flows", flowtable.DefaultCapacity, "flow table size (flows; 256 B each)")
 	flag.StringVar(&o.snatGW, "snat-gw", "", "where fabric-SNAT traffic leaves (default the node's default gateway)")
 	flag.StringVar(&o.defCIDR, "default-cidr", "198.19.0.0/16", "CIDR of the cluster default pod network (default/"+api.DefaultNetworkName+", every pod's eth0); empty: none")
+	flag.StringVar(&o.metrics, "metrics-addr", "127.0.0.1:9470", "where /metrics (Prometheus) and /healthz are served; empty: not served")
 	flag.Parse()
 	level := slog.LevelInfo
 	if o.debug {
@@ -125,6 +129,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	defer wg.Wait()
 	defer cancelPollers()
 	pollers := make([]agent.Poller, o.pollers)
+	var running atomic.Int32
 	for i := range pollers {
 		p, err := dataplane.NewPoller(cur, afxdp.UmemConfig{NumFrames: o.frames}, prog)
 		if err != nil {
@@ -133,8 +138,10 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 		p.MaxUmems, p.FillTarget = o.umems, o.fill
 		pollers[i] = p
 		wg.Add(1)
+		running.Add(1)
 		go func() {
 			defer wg.Done()
+			defer running.Add(-1)
 			if err := p.Run(pctx); err != nil {
 				log.Error("poller stopped", "poller", i, "err", err)
 			}
@@ -161,24 +168,40 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 			return fmt.Errorf("creating the cluster default network %s: %w", o.defCIDR, err)
 		}
 	}
-	return serve(ctx, o, ag, log)
+	var flows *flowtable.Table
+	if fab != nil {
+		flows = fab.Flows
+	}
+	op, err := newOps(ag, flows, &running, o.pollers, log)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, o, ag, op, log)
 }
 
-func serve(ctx context.Context, o options, ag *agent.Agent, log *slog.Logger) error {
+func serve(ctx context.Context, o options, ag *agent.Agent, op *ops, log *slog.Logger) error {
 	ln, err := api.Listen(o.socket)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", o.socket, err)
 	}
-	srv := &http.Server{Handler: api.NewServer(ag, log), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: op.api.Wrap(api.NewServer(ag, log)), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	mctx, stopOps := context.WithCancel(ctx)
+	defer stopOps()
+	if err := op.serveMetrics(mctx, o.metrics); err != nil {
+		return errors.Join(err, srv.Close())
+	}
 	log.Info("xvrd serving", "socket", o.socket, "version", version)
+	op.notify(daemon.SdNotifyReady)
+	go op.watchdog(mctx)
 	tick := time.NewTicker(o.reconcile)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			log.Info("xvrd stopping")
+			op.notify(daemon.SdNotifyStopping)
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			err := srv.Shutdown(sctx)
