@@ -4,9 +4,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 CMDS    := $(notdir $(wildcard cmd/*))
 
-
-.PHONY: install
-.PHONY: all build deps test test-unit fmt-check vet bench bench-quick demo demo-single-node generate clean
+.PHONY: all build deps install test test-unit fmt-check vet bench bench-quick demo demo-single-node generate clean
 
 all: build
 

@@ -1,7 +1,8 @@
 // Package topo builds and tears down the whole-path benchmark topologies of
 // xvr-bench: two "pods" (network namespaces) joined through one datapath —
-// xvrd, Linux routing, a Linux bridge, or kernel VXLAN between two node
-// namespaces — with the same live-frames generator (bench/gen) on pod a's
+// xvrd, Linux routing, a Linux bridge, kernel VXLAN between two node
+// namespaces, or two xvrds on two node namespaces joined by a veth fabric
+// (MPLSoUDP, VXLAN or native fabric forwarding) — with the same live-frames generator (bench/gen) on pod a's
 // eth0 and the same counting sink on pod b's eth0 for every datapath.
 //
 // It is for xvr-bench and root tests; it is not for the daemon. It runs
@@ -20,5 +21,7 @@
 //     UMEM and needs no restore.
 //   - xvrd is started by this package (taskset, ip netns exec, exec chain, so
 //     the pid is xvrd's) in its own process group and killed by that pid.
+//     Across nodes there are two xvrds, both under the one forwarder CPU;
+//     Topology.ForwarderCPU sums their CPU time.
 //   - Addresses are from 198.18.0.0/15 only.
 package topo

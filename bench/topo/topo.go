@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/xvr-project/xvr/bench/gen"
 )
@@ -21,10 +22,20 @@ const (
 	LinuxBridge  Kind = "linux-bridge"
 	KernelVXLAN  Kind = "kernel-vxlan"
 	OVSAFXDP     Kind = "ovs-afxdp"
+	// XVRMPLSoUDP, XVRVXLAN and XVRFabric are xvr across two nodes: over an
+	// MPLSoUDP or VXLAN tunnel, or natively on the fabric.
+	XVRMPLSoUDP Kind = "xvr-mplsoudp"
+	XVRVXLAN    Kind = "xvr-vxlan"
+	XVRFabric   Kind = "xvr-fabric"
 )
 
 // Kinds lists every datapath in report order.
-var Kinds = []Kind{XVR, LinuxRouting, LinuxBridge, KernelVXLAN, OVSAFXDP}
+var Kinds = []Kind{XVR, LinuxRouting, LinuxBridge, KernelVXLAN, XVRMPLSoUDP, XVRVXLAN, XVRFabric, OVSAFXDP}
+
+// AcrossNodes reports whether k is an xvr datapath between two nodes.
+func (k Kind) AcrossNodes() bool {
+	return k == XVRMPLSoUDP || k == XVRVXLAN || k == XVRFabric
+}
 
 // SinkPort is the UDP port of the generator's frames; the sink counts and
 // drops those and passes everything else.
@@ -64,8 +75,10 @@ type Topology struct {
 	// DstMAC is the destination MAC of A's generated frames (the next hop).
 	DstMAC net.HardwareAddr
 	Sink   *gen.Sink
-	// Forwarder is xvrd (nil for kernel datapaths).
+	// Forwarder is xvrd (node 1's across nodes; nil for kernel datapaths).
 	Forwarder *Xvrd
+	// Forwarders are all the topology's xvrds (both nodes' across nodes).
+	Forwarders []*Xvrd
 	// Notes says how the datapath is set up (for the report).
 	Notes string
 
@@ -98,6 +111,8 @@ func (t *Topology) build(o Options) error {
 		return t.buildBridge(o)
 	case KernelVXLAN:
 		return t.buildVXLAN(o)
+	case XVRMPLSoUDP, XVRVXLAN, XVRFabric:
+		return t.buildOverlay(o)
 	case OVSAFXDP:
 		return buildOVS()
 	}
@@ -108,6 +123,20 @@ func (t *Topology) build(o Options) error {
 // the topology made, by name.
 func (t *Topology) Close() error {
 	return t.u.run()
+}
+
+// ForwarderCPU returns the CPU time of all the topology's xvrds (0 for
+// kernel datapaths).
+func (t *Topology) ForwarderCPU() (time.Duration, error) {
+	var sum time.Duration
+	for _, x := range t.Forwarders {
+		d, err := x.CPUTime()
+		if err != nil {
+			return 0, err
+		}
+		sum += d
+	}
+	return sum, nil
 }
 
 // addPod creates a pod namespace attached to node with ip and mac, a

@@ -48,47 +48,55 @@ type Xvrd struct {
 // added with xvrctl.
 func (t *Topology) buildXVR(o Options) error {
 	t.Notes = "node netns, xvrd (1 poller, AF_XDP copy mode on both host veths), ports of one VN via xvrctl"
-	for _, b := range []string{"xvrd", "xvrctl"} {
-		if _, err := os.Stat(filepath.Join(o.BinDir, b)); err != nil {
-			return fmt.Errorf("%s not built (make build): %w", b, err)
-		}
+	if err := checkBins(o.BinDir); err != nil {
+		return err
 	}
 	node, err := newNS("xbn", &t.u)
 	if err != nil {
 		return err
 	}
-	if t.Forwarder, err = startXvrd(node, o, &t.u); err != nil {
+	if t.Forwarder, err = startXvrd(node, o, &t.u, "-mac", VrouterMAC); err != nil {
 		return err
 	}
-	nad := filepath.Join(t.Forwarder.dir, "nad.yaml")
-	if err := os.WriteFile(nad, []byte(xvrNAD), 0o600); err != nil {
-		return fmt.Errorf("write nad: %w", err)
-	}
-	if _, err := t.Forwarder.Ctl("apply", "-f", nad); err != nil {
+	t.Forwarders = []*Xvrd{t.Forwarder}
+	if err := t.Forwarder.apply(xvrNAD); err != nil {
 		return err
 	}
-	if t.A, err = t.xvrPod(node, "198.18.55.1/24", macA); err != nil {
+	if t.A, err = t.xvrPod(t.Forwarder, node, "198.18.55.1/24", macA, xvrNetwork, xvrGW); err != nil {
 		return err
 	}
-	t.B, err = t.xvrPod(node, "198.18.55.2/24", macB)
+	t.B, err = t.xvrPod(t.Forwarder, node, "198.18.55.2/24", macB, xvrNetwork, xvrGW)
 	t.DstMAC, _ = net.ParseMAC(VrouterMAC)
 	return err
 }
 
-func (t *Topology) xvrPod(node *NS, ip string, mac net.HardwareAddr) (Endpoint, error) {
+// apply writes nad into x's directory and applies it with xvrctl.
+func (x *Xvrd) apply(nad string) error {
+	f := filepath.Join(x.dir, "nad.yaml")
+	if err := os.WriteFile(f, []byte(nad), 0o600); err != nil {
+		return fmt.Errorf("write nad: %w", err)
+	}
+	_, err := x.Ctl("apply", "-f", f)
+	return err
+}
+
+// xvrPod adds a pod to node with a static address and MAC and makes its
+// host veth a port of network on x.
+func (t *Topology) xvrPod(x *Xvrd, node *NS, ip string, mac net.HardwareAddr, network, gw string) (Endpoint, error) {
 	pfx := netip.MustParsePrefix(ip)
-	p, err := t.addPod(node, pfx, mac, netip.MustParseAddr(xvrGW))
+	p, err := t.addPod(node, pfx, mac, netip.MustParseAddr(gw))
 	if err != nil {
 		return p, err
 	}
-	_, err = t.Forwarder.Ctl("port", "add", "--id", p.NS.Name+"/eth0", "--network", xvrNetwork,
+	_, err = x.Ctl("port", "add", "--id", p.NS.Name+"/eth0", "--network", network,
 		"--host-if", p.HostIf, "--ip", pfx.Addr().String(), "--mac", mac.String())
 	return p, err
 }
 
-// startXvrd runs xvrd in ns (under taskset when o.ForwarderCPU >= 0) and
-// waits for its API; u gets its stop and the removal of its directory.
-func startXvrd(ns *NS, o Options, u *undo) (*Xvrd, error) {
+// startXvrd runs xvrd in ns with extra flags (under taskset when
+// o.ForwarderCPU >= 0) and waits for its API; u gets its stop and the
+// removal of its directory.
+func startXvrd(ns *NS, o Options, u *undo, extra ...string) (*Xvrd, error) {
 	dir, err := os.MkdirTemp("", "xvr-bench-")
 	if err != nil {
 		return nil, fmt.Errorf("xvrd dir: %w", err)
@@ -96,7 +104,8 @@ func startXvrd(ns *NS, o Options, u *undo) (*Xvrd, error) {
 	u.push(func() error { return os.RemoveAll(dir) })
 	x := &Xvrd{dir: dir, bin: o.BinDir, socket: filepath.Join(dir, "xvrd.sock"), log: filepath.Join(dir, "xvrd.log")}
 	argv := append([]string{"ip"}, ns.ExecArgs(filepath.Join(o.BinDir, "xvrd"), "-socket", x.socket,
-		"-db", filepath.Join(dir, "xvrd.db"), "-mac", VrouterMAC, "-reconcile", "500ms")...)
+		"-db", filepath.Join(dir, "xvrd.db"), "-reconcile", "500ms")...)
+	argv = append(argv, extra...)
 	if o.ForwarderCPU >= 0 {
 		argv = append([]string{"taskset", "-c", strconv.Itoa(o.ForwarderCPU)}, argv...)
 	}

@@ -113,7 +113,7 @@ func skipReason(err error) string {
 
 // measure fills d's rows and TCP result, stopping at the deadline.
 func measure(c config, t *topo.Topology, d *report.Datapath, deadline time.Time, p progress) {
-	for _, m := range c.mixes {
+	for _, m := range c.mixesFor(t.Kind) {
 		if time.Now().After(deadline) {
 			d.Error = "time budget used up before frame size " + m.Name()
 			return

@@ -121,3 +121,29 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// TestOverlayQuickSizes: quick mode with the default sizes runs the
+// across-node xvr datapaths at 64 B only; explicit sizes and full mode run
+// every size on them.
+func TestOverlayQuickSizes(t *testing.T) {
+	q, err := parseFlags([]string{"x", "--quick"}, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := q.mixesFor(topo.XVRVXLAN); len(got) != 1 || got[0].Name() != "64" {
+		t.Errorf("quick xvr-vxlan mixes %v, want 64 only", got)
+	}
+	if got := q.mixesFor(topo.KernelVXLAN); len(got) != 2 {
+		t.Errorf("quick kernel-vxlan mixes %v, want 64 and IMIX", got)
+	}
+	qs, _ := parseFlags([]string{"x", "--quick", "--sizes", "64,IMIX"}, os.Stderr)
+	full, _ := parseFlags([]string{"x"}, os.Stderr)
+	if len(qs.mixesFor(topo.XVRFabric)) != 2 || len(full.mixesFor(topo.XVRMPLSoUDP)) != 4 {
+		t.Errorf("explicit sizes %v, full mode %v", qs.mixesFor(topo.XVRFabric), full.mixesFor(topo.XVRMPLSoUDP))
+	}
+	for _, k := range []topo.Kind{topo.XVRMPLSoUDP, topo.XVRVXLAN, topo.XVRFabric} {
+		if !strings.Contains(","+kindList()+",", ","+string(k)+",") || !k.AcrossNodes() {
+			t.Errorf("%s not listed or not across nodes", k)
+		}
+	}
+}

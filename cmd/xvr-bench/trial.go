@@ -91,9 +91,7 @@ func (r *runner) snapshot() (uint64, cpuUse, error) {
 	if u.sys, err = topo.ReadSystemCPU(); err != nil {
 		return 0, u, err
 	}
-	if r.t.Forwarder != nil {
-		u.fwd, err = r.t.Forwarder.CPUTime()
-	}
+	u.fwd, err = r.t.ForwarderCPU()
 	return c, u, err
 }
 
