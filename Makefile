@@ -33,7 +33,7 @@ test-unit:
 	$(GO) test -short -count=1 ./...
 
 # xvr against Linux routing, bridge and kernel VXLAN on the same topology
-# (docs/bench.md); bench-quick is the ~80 s version.
+# (docs/bench.md); bench-quick is the ~2 min version.
 bench: deps build
 	bin/xvr-bench -o bench-out
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 2s ./vrouter/... ./bench/... ./encap ./flowtable

@@ -1,5 +1,6 @@
 // Command xvr-bench builds whole-path benchmark topologies in network
-// namespaces (xvr, Linux routing, Linux bridge, kernel VXLAN; Open vSwitch
+// namespaces (xvr on one node and across two nodes over MPLSoUDP, VXLAN and
+// fabric forwarding, Linux routing, Linux bridge, kernel VXLAN; Open vSwitch
 // AF_XDP when installed), drives the same live-frames generator through
 // each, and writes a report (Markdown, JSON, SVG chart) of zero-loss
 // throughput (RFC 2544), latency under load, CPU per packet and TCP
