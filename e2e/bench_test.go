@@ -1,16 +1,22 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/xvr-project/xvr/bench/gen"
+	"github.com/xvr-project/xvr/bench/topo"
+	"github.com/xvr-project/xvr/internal/nettest"
+	"github.com/xvr-project/xvr/vrouter/api"
 )
 
 // Whole-path forwarding benchmarks: pod a's eth0 -> node -> pod b's eth0,
 // forwarded by xvrd (BenchmarkForwardXVR) or by the node's Linux routing
-// (BenchmarkForwardLinux) over the same namespaces and veths. A live-frames
+// (BenchmarkForwardLinux) over the same namespaces and veths, built by
+// bench/topo (the topologies xvr-bench uses, unpinned here). A live-frames
 // generator transmits UDP frames out of a's eth0; a counting sink on b's
 // eth0 counts what arrived. Metrics per sub-benchmark (frame size):
 //
@@ -46,14 +52,45 @@ const (
 var fwdSizes = []struct{ size, framesPerOp int }{{64, 1 << 20}, {1500, 1 << 18}}
 
 func BenchmarkForwardXVR(b *testing.B) {
-	tp := newXVRTopo(b)
+	tp := newFwdTopo(b, topo.XVR)
 	tp.benchSizes(b)
 	tp.logXVRCounters(b)
 }
 
 func BenchmarkForwardLinux(b *testing.B) {
-	tp := newLinuxTopo(b)
+	tp := newFwdTopo(b, topo.LinuxRouting)
 	tp.benchSizes(b)
+}
+
+// fwdTopo is a bench/topo topology between pod a (generator) and pod b (sink).
+type fwdTopo struct{ *topo.Topology }
+
+func newFwdTopo(b *testing.B, kind topo.Kind) *fwdTopo {
+	nettest.RequireRoot(b)
+	t, err := topo.Build(kind, topo.Options{BinDir: binDir, ForwarderCPU: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		if err := t.Close(); err != nil {
+			b.Error(err)
+		}
+	})
+	return &fwdTopo{t}
+}
+
+// generator is a live-frames source of size-byte frames from a to b.
+func (tp *fwdTopo) generator(b *testing.B, size int) *topo.Source {
+	src, err := tp.NewSource([]int{size})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		if err := src.Close(); err != nil {
+			b.Error(err)
+		}
+	})
+	return src
 }
 
 func (tp *fwdTopo) benchSizes(b *testing.B) {
@@ -79,18 +116,18 @@ func (tp *fwdTopo) bench(b *testing.B, size, framesPerOp int) {
 	}
 	b.StopTimer()
 	tp.check(b, total)
-	total.report(b, tp.xvrd != nil)
+	total.report(b, tp.Forwarder != nil)
 }
 
 // warmUp sends warmupFrames and fails b unless some arrive: a datapath that
 // delivers nothing has no throughput worth reporting.
-func (tp *fwdTopo) warmUp(b *testing.B, g *gen.Generator) {
+func (tp *fwdTopo) warmUp(b *testing.B, g *topo.Source) {
 	r, err := tp.run(g, warmupFrames)
 	if err != nil {
 		b.Fatal(err)
 	}
 	if r.delivered == 0 {
-		b.Fatalf("none of %d warm-up frames from %s reached %s%s", r.sent, tp.a.IP, tp.b.IP, tp.diagnosis())
+		b.Fatalf("none of %d warm-up frames from %s reached %s%s", r.sent, tp.A.IP, tp.B.IP, tp.diagnosis())
 	}
 }
 
@@ -105,11 +142,46 @@ func (tp *fwdTopo) check(b *testing.B, r runResult) {
 
 // diagnosis is xvrd's counters and log, for a failure message.
 func (tp *fwdTopo) diagnosis() string {
-	if tp.xvrd == nil {
+	if tp.Forwarder == nil {
 		return ""
 	}
-	ds, vifs, err := tp.xvrd.counters()
-	return fmt.Sprintf("\ndropstats %+v\nvifs %+v (err %v)\nxvrd log:\n%s", ds, vifs, err, tp.xvrd.logTail())
+	ds, vifs, err := tp.counters()
+	return fmt.Sprintf("\ndropstats %+v\nvifs %+v (err %v)\nxvrd log:\n%s", ds, vifs, err, tp.Forwarder.LogTail())
+}
+
+// counters reads xvrd's drop reasons and vifs with xvrctl.
+func (tp *fwdTopo) counters() ([]api.DropStat, []api.Vif, error) {
+	var ds []api.DropStat
+	var vifs []api.Vif
+	for _, q := range []struct {
+		v    any
+		args []string
+	}{{&ds, []string{"dropstats", "--all", "-o", "json"}}, {&vifs, []string{"vif", "-o", "json"}}} {
+		out, err := tp.Forwarder.Ctl(q.args...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("xvrctl %s: %w", q.args[0], err)
+		}
+		if err := json.Unmarshal([]byte(out), q.v); err != nil {
+			return nil, nil, fmt.Errorf("xvrctl %s: %w", q.args[0], err)
+		}
+	}
+	return ds, vifs, nil
+}
+
+// hostRxDrops returns the rx_queue_0_drops counter of a's host veth: frames
+// its XDP program could not hand on (for xvr: the AF_XDP socket's RX ring
+// was full or its fill ring empty), which no xvrd counter sees.
+func (tp *fwdTopo) hostRxDrops() (uint64, error) {
+	out, err := tp.A.Node.Run("ethtool", "-S", tp.A.HostIf)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s", err, out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), ": "); ok && k == "rx_queue_0_drops" {
+			return strconv.ParseUint(v, 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("ethtool -S %s has no rx_queue_0_drops", tp.A.HostIf)
 }
 
 // runResult is what one or more runs measured.
@@ -143,12 +215,12 @@ func (r runResult) report(b *testing.B, withXVRD bool) {
 
 // run offers n frames (fewer if maxSendTime passes first) and waits for the
 // sink to drain.
-func (tp *fwdTopo) run(g *gen.Generator, n int) (runResult, error) {
+func (tp *fwdTopo) run(g *topo.Source, n int) (runResult, error) {
 	d0, err := tp.hostRxDrops()
 	if err != nil {
 		return runResult{}, err
 	}
-	c0, err := tp.sink.Count()
+	c0, err := tp.Sink.Count()
 	if err != nil {
 		return runResult{}, err
 	}
@@ -179,11 +251,11 @@ func (tp *fwdTopo) run(g *gen.Generator, n int) (runResult, error) {
 }
 
 // sendFor injects n frames in chunks and stops early at deadline.
-func sendFor(g *gen.Generator, n int, deadline time.Time) (uint64, error) {
+func sendFor(g *topo.Source, n int, deadline time.Time) (uint64, error) {
 	var sent uint64
 	for left := n; left > 0 && time.Now().Before(deadline); {
 		c := min(left, sendChunk)
-		if _, err := g.Send(uint32(c)); err != nil {
+		if err := g.Send(0, uint32(c)); err != nil {
 			return sent, err
 		}
 		sent += uint64(c)
@@ -195,14 +267,14 @@ func sendFor(g *gen.Generator, n int, deadline time.Time) (uint64, error) {
 // drain polls the sink until it stops growing and returns its count and when
 // it last grew (since, if it did not grow after since).
 func (tp *fwdTopo) drain(since time.Time) (uint64, time.Time, error) {
-	c, err := tp.sink.Count()
+	c, err := tp.Sink.Count()
 	if err != nil {
 		return 0, since, err
 	}
 	last := since
 	for now := time.Now(); now.Sub(last) < drainQuiet && now.Sub(since) < drainMax; now = time.Now() {
 		time.Sleep(5 * time.Millisecond)
-		n, err := tp.sink.Count()
+		n, err := tp.Sink.Count()
 		if err != nil {
 			return 0, last, err
 		}
@@ -215,21 +287,19 @@ func (tp *fwdTopo) drain(since time.Time) (uint64, time.Time, error) {
 
 // cpuTimes returns xvrd's CPU time (zero without xvrd) and the machine's.
 func (tp *fwdTopo) cpuTimes() (proc, sys time.Duration, err error) {
-	if tp.xvrd != nil {
-		if proc, err = tp.xvrd.cpuTime(); err != nil {
-			return 0, 0, err
-		}
+	if proc, err = tp.ForwarderCPU(); err != nil {
+		return 0, 0, err
 	}
-	sys, err = systemBusy()
-	return proc, sys, err
+	s, err := topo.ReadSystemCPU()
+	return proc, s.Busy, err
 }
 
 // logXVRCounters logs xvrd's non-zero drop reasons and its vif counters
 // after all sizes ran.
 func (tp *fwdTopo) logXVRCounters(b *testing.B) {
-	ds, vifs, err := tp.xvrd.counters()
+	ds, vifs, err := tp.counters()
 	if err != nil {
-		b.Fatalf("%v\nxvrd log:\n%s", err, tp.xvrd.logTail())
+		b.Fatalf("%v\nxvrd log:\n%s", err, tp.Forwarder.LogTail())
 	}
 	for _, d := range ds {
 		if d.Count != 0 {
@@ -238,18 +308,5 @@ func (tp *fwdTopo) logXVRCounters(b *testing.B) {
 	}
 	for _, v := range vifs {
 		b.Logf("vif %d %s: rx %d tx %d drops %d", v.ID, v.Name, v.RXPackets, v.TXPackets, v.Drops)
-	}
-}
-
-// TestParseProcStat: utime+stime are found after a command name that holds
-// spaces and parentheses.
-func TestParseProcStat(t *testing.T) {
-	line := "4242 (x) (vr d) S 1 4242 4242 0 -1 4194560 9340 0 0 0 8 47 0 0 20 0 8 0 113239 1863778304\n"
-	got, err := parseProcStat(line)
-	if want := 550 * time.Millisecond; err != nil || got != want {
-		t.Fatalf("parseProcStat = %v, %v; want %v", got, err, want)
-	}
-	if _, err := parseProcStat("4242 (xvrd) S 1 2"); err == nil {
-		t.Fatal("short line accepted")
 	}
 }
