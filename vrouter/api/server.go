@@ -317,10 +317,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (s *server) logged(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &StatusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
 		s.log.Debug("api request", "method", r.Method, "path", r.URL.Path,
-			"status", sw.status, "took", time.Since(start))
+			"status", sw.Status(), "took", time.Since(start))
 	})
 }
 
@@ -328,7 +328,7 @@ func (s *server) logged(next http.Handler) http.Handler {
 // request never takes xvrd down.
 func (s *server) recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &StatusWriter{ResponseWriter: w}
 		defer func() {
 			p := recover()
 			if p == nil {
@@ -339,7 +339,7 @@ func (s *server) recoverer(next http.Handler) http.Handler {
 			}
 			s.log.Error("api handler panicked", "method", r.Method, "path", r.URL.Path,
 				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			if sw.status == 0 {
+			if sw.Status() == 0 {
 				writeJSON(sw, http.StatusInternalServerError, &Error{Msg: "internal error"})
 			}
 		}()
@@ -347,20 +347,26 @@ func (s *server) recoverer(next http.Handler) http.Handler {
 	})
 }
 
-// statusWriter remembers the status written through it.
-type statusWriter struct {
+// StatusWriter remembers the status written through it (the server's log
+// and panic recovery, and vrouter/metrics' request counts use it).
+type StatusWriter struct {
 	http.ResponseWriter
 	status int
 }
 
-func (w *statusWriter) WriteHeader(status int) {
+// Status is the status written so far, 0 before anything was.
+func (w *StatusWriter) Status() int { return w.status }
+
+// WriteHeader records status and passes it on.
+func (w *StatusWriter) WriteHeader(status int) {
 	if w.status == 0 {
 		w.status = status
 	}
 	w.ResponseWriter.WriteHeader(status)
 }
 
-func (w *statusWriter) Write(b []byte) (int, error) {
+// Write records an implicit 200 and passes b on.
+func (w *StatusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
@@ -368,7 +374,7 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *StatusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // jsonFallback makes the mux's own answers (404 and 405 for requests that
 // match no route, redirects of unclean paths) JSON errors like every other

@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"cmp"
+	"github.com/xvr-project/xvr/vrouter/api"
 	"net/http"
 	"strconv"
 	"strings"
@@ -46,9 +48,9 @@ func (m *APIMetrics) Collect(ch chan<- prometheus.Metric) {
 func (m *APIMetrics) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		cw := &codeWriter{ResponseWriter: w}
+		cw := &api.StatusWriter{ResponseWriter: w}
 		next.ServeHTTP(cw, r)
-		l := prometheus.Labels{"method": method(r.Method), "route": route(r.Pattern), "code": cw.code()}
+		l := prometheus.Labels{"method": method(r.Method), "route": route(r.Pattern), "code": strconv.Itoa(cmp.Or(cw.Status(), http.StatusOK))}
 		m.requests.With(l).Inc()
 		m.duration.With(l).Observe(time.Since(start).Seconds())
 	})
@@ -73,34 +75,4 @@ func route(pattern string) string {
 		return strings.TrimSpace(pattern[i+1:])
 	}
 	return pattern
-}
-
-// codeWriter remembers the status code written through it.
-type codeWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *codeWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *codeWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (w *codeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-func (w *codeWriter) code() string {
-	if w.status == 0 {
-		return "200"
-	}
-	return strconv.Itoa(w.status)
 }
