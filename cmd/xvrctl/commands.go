@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -97,36 +98,19 @@ func (c *cli) deleteNetwork(namespace, name string, ignoreNotFound bool) error {
 }
 
 func (c *cli) networkList(args []string) error {
-	fs := c.flags("network list")
-	if _, err := c.parse(fs, args, 0); err != nil {
-		return err
-	}
-	cl, ctx, cancel := c.client()
-	defer cancel()
-	nets, err := cl.ListNetworks(ctx)
-	if err != nil {
-		return err
-	}
-	return c.print(nets, func(t *table) { networkTable(t, nets) })
+	return show(c, "network list", args, (*api.Client).ListNetworks, networkTable)
 }
 
 func (c *cli) networkGet(args []string) error {
-	fs := c.flags("network get")
-	rest, err := c.parse(fs, args, 1)
-	if err != nil {
-		return err
-	}
-	ns, name, err := splitNetwork(rest[0])
-	if err != nil {
-		return err
-	}
-	cl, ctx, cancel := c.client()
-	defer cancel()
-	n, err := cl.GetNetwork(ctx, ns, name)
-	if err != nil {
-		return err
-	}
-	return c.print(n, func(t *table) { networkTable(t, []api.Network{n}) })
+	return c.withName("network get", args, func(ns, name string) error {
+		cl, ctx, cancel := c.client()
+		defer cancel()
+		n, err := cl.GetNetwork(ctx, ns, name)
+		if err != nil {
+			return err
+		}
+		return c.print(n, func(t *table) { networkTable(t, []api.Network{n}) })
+	})
 }
 
 func (c *cli) networkDelete(args []string) error {
@@ -144,17 +128,7 @@ func (c *cli) networkDelete(args []string) error {
 }
 
 func (c *cli) portList(args []string) error {
-	fs := c.flags("port list")
-	if _, err := c.parse(fs, args, 0); err != nil {
-		return err
-	}
-	cl, ctx, cancel := c.client()
-	defer cancel()
-	ports, err := cl.ListPorts(ctx)
-	if err != nil {
-		return err
-	}
-	return c.print(ports, func(t *table) { portTable(t, ports) })
+	return show(c, "port list", args, (*api.Client).ListPorts, portTable)
 }
 
 func (c *cli) portAdd(args []string) error {
@@ -208,17 +182,7 @@ func (c *cli) portDel(args []string) error {
 }
 
 func (c *cli) routeList(args []string) error {
-	fs := c.flags("route list")
-	if _, err := c.parse(fs, args, 0); err != nil {
-		return err
-	}
-	cl, ctx, cancel := c.client()
-	defer cancel()
-	routes, err := cl.ListRoutes(ctx)
-	if err != nil {
-		return err
-	}
-	return c.print(routes, func(t *table) { routeTable(t, routes) })
+	return show(c, "route list", args, (*api.Client).ListRoutes, routeTable)
 }
 
 func (c *cli) routeAdd(args []string) error {
@@ -297,17 +261,7 @@ func (c *cli) routeDel(args []string) error {
 }
 
 func (c *cli) vif(args []string) error {
-	fs := c.flags("vif")
-	if _, err := c.parse(fs, args, 0); err != nil {
-		return err
-	}
-	cl, ctx, cancel := c.client()
-	defer cancel()
-	vifs, err := cl.Vifs(ctx)
-	if err != nil {
-		return err
-	}
-	return c.print(vifs, func(t *table) { vifTable(t, vifs) })
+	return show(c, "vif", args, (*api.Client).Vifs, vifTable)
 }
 
 func (c *cli) rt(args []string) error {
@@ -330,17 +284,7 @@ func (c *cli) rt(args []string) error {
 }
 
 func (c *cli) nh(args []string) error {
-	fs := c.flags("nh")
-	if _, err := c.parse(fs, args, 0); err != nil {
-		return err
-	}
-	cl, ctx, cancel := c.client()
-	defer cancel()
-	nhs, err := cl.NextHops(ctx)
-	if err != nil {
-		return err
-	}
-	return c.print(nhs, func(t *table) { nhTable(t, nhs) })
+	return show(c, "nh", args, (*api.Client).NextHops, nhTable)
 }
 
 func (c *cli) dropstats(args []string) error {
@@ -412,20 +356,21 @@ func routeNextHop(port string, discard bool, tun api.RouteNextHop) (api.RouteNex
 
 // flow lists the flow table like TF's `flow -l`.
 func (c *cli) flow(args []string) error {
-	fs := c.flags("flow")
+	return show(c, "flow", args, (*api.Client).Flows, flowTable)
+}
+
+// show is a read command without arguments: it fetches a value from xvrd
+// and prints it as a table (fill) or, with -o json, as JSON.
+func show[T any](c *cli, name string, args []string, fetch func(*api.Client, context.Context) (T, error), fill func(*table, T)) error {
+	fs := c.flags(name)
 	if _, err := c.parse(fs, args, 0); err != nil {
 		return err
 	}
 	cl, ctx, cancel := c.client()
 	defer cancel()
-	flows, err := cl.Flows(ctx)
+	v, err := fetch(cl, ctx)
 	if err != nil {
 		return err
 	}
-	return c.print(flows, func(t *table) {
-		t.row("INDEX", "REV", "VRF", "PROTO", "SOURCE", "DESTINATION", "ACTION", "NAT", "PKTS", "BYTES", "AGE")
-		for _, f := range flows {
-			t.row(f.Index, f.RevIndex, f.VRF, f.Proto, f.Src, f.Dst, f.Action, f.NAT, f.Packets, f.Bytes, fmt.Sprintf("%ds", f.AgeSecs))
-		}
-	})
+	return c.print(v, func(t *table) { fill(t, v) })
 }

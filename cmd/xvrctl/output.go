@@ -156,3 +156,10 @@ func statusTable(t *table, st api.Status, socket string) {
 	t.row("pollers:", st.Pollers)
 	t.row("mac:", st.MAC)
 }
+
+func flowTable(t *table, flows []api.Flow) {
+	t.row("INDEX", "REV", "VRF", "PROTO", "SOURCE", "DESTINATION", "ACTION", "NAT", "PKTS", "BYTES", "AGE")
+	for _, f := range flows {
+		t.row(f.Index, f.RevIndex, f.VRF, f.Proto, f.Src, f.Dst, f.Action, f.NAT, f.Packets, f.Bytes, fmt.Sprintf("%ds", f.AgeSecs))
+	}
+}

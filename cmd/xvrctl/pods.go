@@ -85,21 +85,11 @@ func (c *cli) podApply(args []string) error {
 }
 
 func (c *cli) podList(args []string) error {
-	fs := c.flags("pod list")
-	if _, err := c.parse(fs, args, 0); err != nil {
-		return err
-	}
-	cl, ctx, cancel := c.client()
-	defer cancel()
-	pods, err := cl.ListPods(ctx)
-	if err != nil {
-		return err
-	}
-	return c.print(pods, func(t *table) { podTable(t, pods) })
+	return show(c, "pod list", args, (*api.Client).ListPods, podTable)
 }
 
 func (c *cli) podGet(args []string) error {
-	return c.withPod("pod get", args, func(ns, name string) error {
+	return c.withName("pod get", args, func(ns, name string) error {
 		cl, ctx, cancel := c.client()
 		defer cancel()
 		p, err := cl.GetPod(ctx, ns, name)
@@ -112,7 +102,7 @@ func (c *cli) podGet(args []string) error {
 
 // podStatus prints the pod's network-status: one entry per interface.
 func (c *cli) podStatus(args []string) error {
-	return c.withPod("pod status", args, func(ns, name string) error {
+	return c.withName("pod status", args, func(ns, name string) error {
 		cl, ctx, cancel := c.client()
 		defer cancel()
 		st, err := cl.PodNetworkStatus(ctx, ns, name)
@@ -148,8 +138,8 @@ func (c *cli) podDelete(args []string) error {
 	return nil
 }
 
-// withPod parses one NAMESPACE/NAME argument and runs fn with it.
-func (c *cli) withPod(name string, args []string, fn func(ns, name string) error) error {
+// withName parses one NAMESPACE/NAME argument and runs fn with it.
+func (c *cli) withName(name string, args []string, fn func(ns, name string) error) error {
 	fs := c.flags(name)
 	rest, err := c.parse(fs, args, 1)
 	if err != nil {
