@@ -111,12 +111,8 @@ func (p *Pipeline) arpIn(c *batchCtx, d *afxdp.Desc, f []byte) Verdict {
 
 func (p *Pipeline) ipv4(c *batchCtx, d *afxdp.Desc, f []byte) Verdict {
 	h := &p.ip
-	switch packet.ParseIPv4(f[packet.EthLen:], h) {
-	case packet.IPv4OK:
-	case packet.IPv4Checksum:
-		return Verdict{Reason: IPChecksum}
-	default:
-		return Verdict{Reason: InvalidIPHeader}
+	if r := p.parseIPv4(f); r != Forward {
+		return Verdict{Reason: r}
 	}
 	if !packet.IsUnicast(h.Dst) || h.Dst == [4]byte{255, 255, 255, 255} {
 		return Verdict{Reason: NonUnicastIP}
@@ -142,6 +138,18 @@ func (p *Pipeline) ipv4(c *batchCtx, d *afxdp.Desc, f []byte) Verdict {
 		return p.toSNAT(c, d, f, nh)
 	}
 	return Verdict{Reason: Discard}
+}
+
+// parseIPv4 validates the IPv4 header of the Ethernet frame f into p.ip and
+// says why it is refused, or Forward.
+func (p *Pipeline) parseIPv4(f []byte) Reason {
+	switch packet.ParseIPv4(f[packet.EthLen:], &p.ip) {
+	case packet.IPv4OK:
+		return Forward
+	case packet.IPv4Checksum:
+		return IPChecksum
+	}
+	return InvalidIPHeader
 }
 
 // receive handles packets for the router's own addresses: pings are answered.
@@ -249,16 +257,11 @@ func (p *Pipeline) fabricIn(c *batchCtx, d *afxdp.Desc) Verdict {
 		return Verdict{Reason: DecapError}
 	}
 	f := buf[off : off+n]
-	switch packet.ParseIPv4(f[packet.EthLen:], &p.ip) {
-	case packet.IPv4OK:
-	case packet.IPv4Checksum:
-		return Verdict{Reason: IPChecksum}
-	default:
-		return Verdict{Reason: InvalidIPHeader}
+	if r := p.parseIPv4(f); r != Forward {
+		return Verdict{Reason: r}
 	}
-	id, found := vrf.Table.Lookup(p.ip.Dst)
-	nh := c.s.nh(id)
-	if !found || nh == nil || nh.Type != NHEncap || c.s.vif(nh.Vif) == nil {
+	nh := c.s.localNH(vrf, p.ip.Dst)
+	if nh == nil {
 		return Verdict{Reason: NoRoute} // no transit through this node
 	}
 	packet.SetMACs(f, nh.DstMAC, c.s.MAC)
@@ -315,12 +318,8 @@ func (p *Pipeline) fabricNative(c *batchCtx, d *afxdp.Desc, f []byte) Verdict {
 	default:
 		return Verdict{Reason: UnknownEtherType}
 	}
-	switch packet.ParseIPv4(f[packet.EthLen:], &p.ip) {
-	case packet.IPv4OK:
-	case packet.IPv4Checksum:
-		return Verdict{Reason: IPChecksum}
-	default:
-		return Verdict{Reason: InvalidIPHeader}
+	if r := p.parseIPv4(f); r != Forward {
+		return Verdict{Reason: r}
 	}
 	if p.ip.Dst == c.s.Fabric.IP && c.s.Flows != nil {
 		return p.snatReturn(c, f)
@@ -329,9 +328,8 @@ func (p *Pipeline) fabricNative(c *batchCtx, d *afxdp.Desc, f []byte) Verdict {
 	if vrf == nil || vrf.Table == nil {
 		return Verdict{Reason: NoRoute}
 	}
-	id, found := vrf.Table.Lookup(p.ip.Dst)
-	nh := c.s.nh(id)
-	if !found || nh == nil || nh.Type != NHEncap || c.s.vif(nh.Vif) == nil {
+	nh := c.s.localNH(vrf, p.ip.Dst)
+	if nh == nil {
 		return Verdict{Reason: NoRoute}
 	}
 	if p.ip.TTL <= 1 {

@@ -142,6 +142,17 @@ func (s *Snapshot) nh(i uint32) *NextHop {
 	return &s.NextHops[i]
 }
 
+// localNH is the next hop that delivers a to a local vif in vrf, or nil
+// (no route, or one that leaves the node).
+func (s *Snapshot) localNH(vrf *VRF, a [4]byte) *NextHop {
+	id, found := vrf.Table.Lookup(a)
+	nh := s.nh(id)
+	if !found || nh == nil || nh.Type != NHEncap || s.vif(nh.Vif) == nil {
+		return nil
+	}
+	return nh
+}
+
 // Current holds the published snapshot.
 type Current struct{ p atomic.Pointer[Snapshot] }
 
