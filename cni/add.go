@@ -20,31 +20,29 @@ const (
 )
 
 func cmdAdd(args *skel.CmdArgs) error {
-	conf, k, err := parseInput(args)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	defer cancel()
-	c := api.NewClient(conf.Socket)
-	defer c.Close()
-	if err := resolveMTU(ctx, c, conf); err != nil {
-		return err
-	}
-	atts, err := planPod(ctx, c, conf, args.IfName, k.PodRef())
-	if err != nil {
-		return err
-	}
-	a, err := newAdder(c, conf, args, k.PodRef())
-	if err != nil {
-		return err
-	}
-	defer a.close()
-	ifs, err := a.add(ctx, atts)
-	if err != nil {
-		return err
-	}
-	return types.PrintResult(buildResult(conf.CNIVersion, args.Netns, ifs), conf.CNIVersion)
+	return withXvrd(args, func(ctx context.Context, conf *Config, c *api.Client) error {
+		k, err := ParseArgs(args.Args)
+		if err != nil {
+			return err
+		}
+		if err := resolveMTU(ctx, c, conf); err != nil {
+			return err
+		}
+		atts, err := planPod(ctx, c, conf, args.IfName, k.PodRef())
+		if err != nil {
+			return err
+		}
+		a, err := newAdder(c, conf, args, k.PodRef())
+		if err != nil {
+			return err
+		}
+		defer a.close()
+		ifs, err := a.add(ctx, atts)
+		if err != nil {
+			return err
+		}
+		return types.PrintResult(buildResult(conf.CNIVersion, args.Netns, ifs), conf.CNIVersion)
+	})
 }
 
 // resolveMTU fills an unset mtu with xvrd's pod MTU (the fabric's less the
@@ -76,15 +74,6 @@ func withXvrd(args *skel.CmdArgs, fn func(ctx context.Context, conf *Config, c *
 	c := api.NewClient(conf.Socket)
 	defer c.Close()
 	return fn(ctx, conf, c)
-}
-
-func parseInput(args *skel.CmdArgs) (*Config, *K8sArgs, error) {
-	conf, err := ParseConfig(args.StdinData)
-	if err != nil {
-		return nil, nil, err
-	}
-	k, err := ParseArgs(args.Args)
-	return conf, k, err
 }
 
 // planPod reads the pod's networks annotation from xvrd (none without a pod
