@@ -86,6 +86,10 @@ func planPod(ctx context.Context, c *api.Client, conf *Config, ifName string, po
 	if err != nil && !api.IsNotFound(err) {
 		return nil, apiError(err, "reading pod "+pod.Namespace+"/"+pod.Name)
 	}
+	if pod.UID != "" && p.UID != "" && p.UID != pod.UID {
+		return nil, invalid("pod %s/%s: the runtime's K8S_POD_UID %s is not the pod's UID %s (the pod was recreated)",
+			pod.Namespace, pod.Name, pod.UID, p.UID)
+	}
 	elems, err := ParseSelection(p.Annotations[api.NetworksAnnotation], pod.Namespace)
 	if err != nil {
 		return nil, invalid("pod %s/%s: %v", pod.Namespace, pod.Name, err)
@@ -152,7 +156,24 @@ func (a *adder) add(ctx context.Context, atts []Attachment) (ifs []iface, err er
 	if err := configurePod(a.podNS, pods); err != nil {
 		return nil, fmt.Errorf("configuring pod netns %s: %w", a.sandbox, err)
 	}
+	if err := a.publish(ctx); err != nil {
+		return nil, err
+	}
 	return ifs, nil
+}
+
+// publish has xvrd write the pod's network-status (with Kubernetes, into
+// the pod's annotation) before the ADD returns, so it is there by the time
+// the pod runs. A pod xvrd cannot find is not an error: there is nothing to
+// annotate.
+func (a *adder) publish(ctx context.Context) error {
+	if a.pod == nil {
+		return nil
+	}
+	if _, err := a.c.PublishNetworkStatus(ctx, a.pod.Namespace, a.pod.Name); err != nil && !api.IsNotFound(err) {
+		return apiError(err, "publishing the network-status of pod "+a.pod.Namespace+"/"+a.pod.Name)
+	}
+	return nil
 }
 
 // attach creates one veth and registers its port with xvrd.

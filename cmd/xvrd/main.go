@@ -24,9 +24,11 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/vishvananda/netlink"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/xvr-project/xvr/encap"
 	"github.com/xvr-project/xvr/flowtable"
+	"github.com/xvr-project/xvr/kube/node"
 	"github.com/xvr-project/xvr/vrouter/afxdp"
 	"github.com/xvr-project/xvr/vrouter/agent"
 	"github.com/xvr-project/xvr/vrouter/api"
@@ -56,6 +58,8 @@ type options struct {
 	flows     int
 	snatGW    string
 	metrics   string
+	kubecfg   string
+	nodeName  string
 }
 
 func main() {
@@ -76,6 +80,8 @@ func main() {
 	flag.IntVar(&o.flows, "flows", flowtable.DefaultCapacity, "flow table size (flows; 256 B each)")
 	flag.StringVar(&o.snatGW, "snat-gw", "", "where fabric-SNAT traffic leaves (default the node's default gateway)")
 	flag.StringVar(&o.defCIDR, "default-cidr", "198.19.0.0/16", "CIDR of the cluster default pod network (default/"+api.DefaultNetworkName+", every pod's eth0); empty: none")
+	flag.StringVar(&o.kubecfg, "kubeconfig", "", "kubeconfig of the cluster: networks, addresses and remote pods come from its API server (empty: standalone)")
+	flag.StringVar(&o.nodeName, "node-name", "", "this node's name in the cluster (default the host name)")
 	flag.StringVar(&o.metrics, "metrics-addr", "127.0.0.1:9470", "where /metrics (Prometheus) and /healthz are served; empty: not served")
 	flag.Parse()
 	level := slog.LevelInfo
@@ -154,15 +160,34 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	if fab != nil && fab.Flows != nil {
 		go ageFlows(pctx, fab.Flows)
 	}
-	ag, err := agent.New(agent.Config{Store: st, Links: netlinkLinks{}, Attacher: prog, Pollers: pollers,
-		Current: cur, MAC: mac, Cluster: o.cluster, Log: log, Version: version, DefaultNetwork: defNet, Fabric: fab})
+	kn, err := kubeNode(o, log)
+	if err != nil {
+		return err
+	}
+	cfg := agent.Config{Store: st, Links: netlinkLinks{}, Attacher: prog, Pollers: pollers,
+		Current: cur, MAC: mac, Cluster: o.cluster, Log: log, Version: version, DefaultNetwork: defNet, Fabric: fab}
+	if kn != nil {
+		cfg.Addresses = kn
+		cfg.DefaultNetwork = "default/" + api.DefaultNetworkName // the controller's
+	}
+	ag, err := agent.New(cfg)
 	if err != nil {
 		return err
 	}
 	if err := ag.Load(ctx); err != nil {
 		return err
 	}
-	if defNet != "" {
+	var backend api.Backend = ag
+	if kn != nil {
+		backend = kn.Backend(ag)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := kn.Run(pctx, ag); err != nil && pctx.Err() == nil {
+				log.Error("kubernetes sync stopped", "err", err)
+			}
+		}()
+	} else if defNet != "" {
 		n := api.Network{Namespace: "default", Name: api.DefaultNetworkName, CIDR: o.defCIDR, CNIType: "xvr"}
 		if _, err := ag.ApplyNetwork(ctx, n); err != nil {
 			return fmt.Errorf("creating the cluster default network %s: %w", o.defCIDR, err)
@@ -176,15 +201,33 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
-	return serve(ctx, o, ag, op, log)
+	return serve(ctx, o, ag, backend, op, log)
 }
 
-func serve(ctx context.Context, o options, ag *agent.Agent, op *ops, log *slog.Logger) error {
+// kubeNode is xvrd's Kubernetes side when -kubeconfig is given (nil otherwise).
+func kubeNode(o options, log *slog.Logger) (*node.Node, error) {
+	if o.kubecfg == "" {
+		return nil, nil
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", o.kubecfg)
+	if err != nil {
+		return nil, fmt.Errorf("-kubeconfig: %w", err)
+	}
+	name := o.nodeName
+	if name == "" {
+		if name, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("-node-name not given and no host name: %w", err)
+		}
+	}
+	return node.New(node.Config{Rest: rc, Name: strings.ToLower(name), Log: log})
+}
+
+func serve(ctx context.Context, o options, ag *agent.Agent, backend api.Backend, op *ops, log *slog.Logger) error {
 	ln, err := api.Listen(o.socket)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", o.socket, err)
 	}
-	srv := &http.Server{Handler: op.api.Wrap(api.NewServer(ag, log)), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: op.api.Wrap(api.NewServer(backend, log)), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	mctx, stopOps := context.WithCancel(ctx)

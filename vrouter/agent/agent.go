@@ -77,6 +77,9 @@ type Config struct {
 	Version string
 	// Fabric is the node's fabric NIC for the overlay; nil: none.
 	Fabric *FabricConfig
+	// Addresses is the cluster's address book (with Kubernetes); nil:
+	// addresses are this node's alone.
+	Addresses Addresses
 }
 
 // Agent is the node's control plane. It is safe for concurrent use.

@@ -30,6 +30,10 @@ func (a *Agent) ApplyPort(ctx context.Context, in api.Port) (api.Port, error) {
 	if old != nil && samePort(old.spec, p.spec) {
 		return old.view(), nil
 	}
+	kept := old != nil && old.net.vn() == p.net.vn() && old.ip == p.ip // the claim is old's
+	if err := a.claim(ctx, p, in.IP == "" && !kept); err != nil {
+		return api.Port{}, err
+	}
 	if old != nil {
 		a.closePort(ctx, old)
 		p.spec.Vif, p.nh, p.stats = old.spec.Vif, old.nh, old.stats
@@ -43,7 +47,13 @@ func (a *Agent) ApplyPort(ctx context.Context, in api.Port) (api.Port, error) {
 		} else {
 			a.openPort(ctx, old)
 		}
+		if !kept {
+			a.release(p)
+		}
 		return api.Port{}, api.Errorf(http.StatusInternalServerError, "persisting port %s: %v", in.ID, err)
+	}
+	if old != nil && !kept {
+		a.release(old)
 	}
 	a.seq++
 	p.seq = a.seq
@@ -56,6 +66,7 @@ func (a *Agent) installPort(ctx context.Context, old, p *port) {
 	if old != nil {
 		a.delRoute(old.net.vn(), netip.PrefixFrom(old.ip, 32))
 	}
+	a.dropLearned(p.net.vn(), netip.PrefixFrom(p.ip, 32))
 	a.setRoute(p.net.vn(), netip.PrefixFrom(p.ip, 32), p.nh)
 	a.repointStatic(p.spec.ID)
 	a.publish()
@@ -115,7 +126,7 @@ func (a *Agent) validateAddrs(in api.Port, p *port) error {
 // portIP is the requested address, or the VN's lowest free one.
 func (a *Agent) portIP(in api.Port, vn *network) (netip.Addr, error) {
 	if in.IP == "" {
-		return a.allocIP(in.ID, vn)
+		return a.allocIP(in.ID, vn, nil)
 	}
 	ip, err := netip.ParseAddr(in.IP)
 	if err != nil || !ip.Is4() {
@@ -125,17 +136,22 @@ func (a *Agent) portIP(in api.Port, vn *network) (netip.Addr, error) {
 }
 
 // allocIP returns the lowest host address of vn that no port holds, skipping
-// the network, broadcast, gateway and DNS addresses.
-func (a *Agent) allocIP(id string, vn *network) (netip.Addr, error) {
+// the network, broadcast, gateway and DNS addresses, those in skip and those
+// the cluster's address book says other nodes hold.
+func (a *Agent) allocIP(id string, vn *network, skip map[netip.Addr]bool) (netip.Addr, error) {
 	used := map[netip.Addr]bool{vn.gw: true, vn.dns: true}
+	for ip := range skip {
+		used[ip] = true
+	}
 	for _, q := range a.ports {
 		if q.net.vn() == vn && q.spec.ID != id {
 			used[q.ip] = true
 		}
 	}
 	last := lastAddr(vn.prefix)
+	key := vn.spec.Key()
 	for ip := vn.prefix.Addr().Next(); ip.IsValid() && ip.Less(last); ip = ip.Next() {
-		if !used[ip] {
+		if !used[ip] && (a.cfg.Addresses == nil || !a.cfg.Addresses.Taken(key, ip)) {
 			return ip, nil
 		}
 	}
@@ -292,6 +308,7 @@ func (a *Agent) DeletePort(ctx context.Context, id string) error {
 	}
 	a.closePort(ctx, p)
 	delete(a.ports, id)
+	a.release(p)
 	a.vifs.release(p.spec.Vif)
 	a.nhs.release(p.nh)
 	a.delRoute(p.net.vn(), netip.PrefixFrom(p.ip, 32))

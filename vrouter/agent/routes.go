@@ -90,7 +90,10 @@ func (a *Agent) validateRouteBase(in api.Route) (api.Route, *network, error) {
 			return api.Route{}, nil, api.Conflict("route: %s is port %s's address", pfx, p.spec.ID)
 		}
 	}
-	r := api.Route{Network: in.Network, Prefix: pfx.String(), NextHop: in.NextHop}
+	if in.Source != "" && in.Source != api.RouteSourceKube {
+		return api.Route{}, nil, api.BadRequest("route: source %q is not empty or %q", in.Source, api.RouteSourceKube)
+	}
+	r := api.Route{Network: in.Network, Prefix: pfx.String(), NextHop: in.NextHop, Source: in.Source}
 	switch in.NextHop.Type {
 	case api.NextHopDiscard:
 		r.NextHop.Port = ""
@@ -154,6 +157,23 @@ func (a *Agent) DeleteRoute(ctx context.Context, network, prefix string) error {
 	a.dropTunnel(key)
 	a.publish()
 	return nil
+}
+
+// dropLearned forgets the learned routes of vn for prefix p, which a local
+// port now holds (the cluster's news of the address's old owner may lag).
+// The table entry is the caller's to set.
+func (a *Agent) dropLearned(vn *network, p netip.Prefix) {
+	for key, r := range a.routes {
+		if r.Source != api.RouteSourceKube || r.Prefix != p.String() || a.nets[r.Network].vn() != vn {
+			continue
+		}
+		if err := a.cfg.Store.DeleteRoute(r.Network, r.Prefix); err != nil {
+			a.cfg.Log.Error("deleting a learned route from the store", "network", r.Network, "prefix", r.Prefix, "err", err)
+		}
+		delete(a.routes, key)
+		a.dropTunnel(key)
+		a.cfg.Log.Info("learned route replaced by a local port", "network", r.Network, "prefix", r.Prefix)
+	}
 }
 
 // ListRoutes returns the static routes, sorted.

@@ -148,6 +148,13 @@ func (c *Client) PodNetworkStatus(ctx context.Context, namespace, name string) (
 	return out, c.do(ctx, http.MethodGet, podPath(namespace, name)+"/network-status", nil, &out)
 }
 
+// PublishNetworkStatus asks xvrd to publish the pod's network-status (into
+// the pod's annotation, with Kubernetes) and returns it.
+func (c *Client) PublishNetworkStatus(ctx context.Context, namespace, name string) ([]NetworkStatus, error) {
+	var out []NetworkStatus
+	return out, c.do(ctx, http.MethodPost, podPath(namespace, name)+"/network-status", nil, &out)
+}
+
 // GC deletes the CNI-made ports not listed as valid and says which.
 func (c *Client) GC(ctx context.Context, req GCRequest) (GCResult, error) {
 	var out GCResult

@@ -54,6 +54,7 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/pods/{namespace}/{name}", s.getPod)
 	mux.HandleFunc("DELETE /v1/pods/{namespace}/{name}", s.deletePod)
 	mux.HandleFunc("GET /v1/pods/{namespace}/{name}/network-status", s.podNetworkStatus)
+	mux.HandleFunc("POST /v1/pods/{namespace}/{name}/network-status", s.publishNetworkStatus)
 	mux.HandleFunc("POST /v1/gc", s.gc)
 	mux.HandleFunc("GET /v1/routes", s.listRoutes)
 	mux.HandleFunc("PUT /v1/routes", s.applyRoute)
@@ -164,6 +165,11 @@ func (s *server) deletePod(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) podNetworkStatus(w http.ResponseWriter, r *http.Request) {
 	out, err := s.b.PodNetworkStatus(r.Context(), r.PathValue("namespace"), r.PathValue("name"))
+	s.reply(w, r, nonNil(out), err)
+}
+
+func (s *server) publishNetworkStatus(w http.ResponseWriter, r *http.Request) {
+	out, err := s.b.PublishNetworkStatus(r.Context(), r.PathValue("namespace"), r.PathValue("name"))
 	s.reply(w, r, nonNil(out), err)
 }
 

@@ -176,7 +176,14 @@ type Route struct {
 	Prefix string `json:"prefix"`
 	// NextHop says where matching packets go.
 	NextHop RouteNextHop `json:"nextHop"`
+	// Source is who made the route: "" by hand (xvrctl, the API), or
+	// RouteSourceKube, learned from the cluster (another node's pod); xvrd
+	// replaces and removes learned routes as the cluster changes.
+	Source string `json:"source,omitempty"`
 }
+
+// RouteSourceKube marks a route learned from the Kubernetes API server.
+const RouteSourceKube = "kube"
 
 // RouteNextHop is the next hop of a static route.
 type RouteNextHop struct {
@@ -318,6 +325,11 @@ type Backend interface {
 	// PodNetworkStatus lists the pod's interfaces (its newest sandbox's),
 	// eth0 first, as the network-status annotation carries them.
 	PodNetworkStatus(ctx context.Context, namespace, name string) ([]NetworkStatus, error)
+	// PublishNetworkStatus is PodNetworkStatus after the CNI's ADD: with
+	// Kubernetes it also writes the list into the pod's network-status
+	// annotation (a 503 when the API server cannot be reached); standalone
+	// it only answers it.
+	PublishNetworkStatus(ctx context.Context, namespace, name string) ([]NetworkStatus, error)
 	// GC deletes the CNI-made ports whose (container, interface) is not valid.
 	GC(ctx context.Context, req GCRequest) (GCResult, error)
 

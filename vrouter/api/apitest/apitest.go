@@ -37,6 +37,10 @@ type Backend struct {
 	panics bool
 	drops  []api.DropStat
 	pods   map[string]api.Pod
+
+	// Published lists the pods ("namespace/name") whose network-status
+	// PublishNetworkStatus answered, in call order.
+	Published []string
 }
 
 // SetFail makes every method that can fail call f first with its name
@@ -493,6 +497,21 @@ func (b *Backend) ListPods(context.Context) []api.Pod {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
 	return out
+}
+
+// PublishNetworkStatus implements api.Backend: PodNetworkStatus, recorded
+// in Published.
+func (b *Backend) PublishNetworkStatus(ctx context.Context, namespace, name string) ([]api.NetworkStatus, error) {
+	if err := b.fail("PublishNetworkStatus"); err != nil {
+		return nil, err
+	}
+	st, err := b.PodNetworkStatus(ctx, namespace, name)
+	if err == nil {
+		b.mu.Lock()
+		b.Published = append(b.Published, namespace+"/"+name)
+		b.mu.Unlock()
+	}
+	return st, err
 }
 
 // PodNetworkStatus implements api.Backend: the pod's ports in index order.
