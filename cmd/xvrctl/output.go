@@ -74,9 +74,13 @@ func portTable(t *table, ports []api.Port) {
 }
 
 func routeTable(t *table, routes []api.Route) {
-	t.row("NETWORK", "PREFIX", "NEXT-HOP")
+	t.row("NETWORK", "PREFIX", "NEXT-HOP", "SOURCE")
 	for _, r := range routes {
-		t.row(r.Network, r.Prefix, nextHopString(r.NextHop))
+		src := r.Source
+		if src == "" {
+			src = "static"
+		}
+		t.row(r.Network, r.Prefix, nextHopString(r.NextHop), src)
 	}
 }
 

@@ -114,9 +114,9 @@ func TestPortsRoutesAndIntrospection(t *testing.T) {
 ID           NETWORK            HOST-IF     IP           MAC                VIF  STATE
 3f2a9c/eth1  default/vn-left-1  xvr3f2a9c1  198.18.10.3  02:00:00:00:10:03  1    up`)
 	golden(t, ok(t, sock, "route", "list"), `
-NETWORK            PREFIX          NEXT-HOP
-default/vn-left-1  198.18.40.0/24  port 3f2a9c/eth1
-default/vn-left-1  198.18.41.0/24  discard`)
+NETWORK            PREFIX          NEXT-HOP          SOURCE
+default/vn-left-1  198.18.40.0/24  port 3f2a9c/eth1  static
+default/vn-left-1  198.18.41.0/24  discard           static`)
 	golden(t, ok(t, sock, "vif"), `
 VIF  NAME        TYPE     VN                 VRF  MAC                IP           STATE  RX-PKTS  RX-BYTES  TX-PKTS  TX-BYTES  DROPS
 0    eth0        fabric   -                  0    02:00:00:00:00:01  -            up     0        0         0        0         0

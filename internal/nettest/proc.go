@@ -40,6 +40,21 @@ func (n *NS) Start(t testing.TB, args ...string) *Proc {
 	return p
 }
 
+// StartHost is Start in the test process's own namespace, for daemons that
+// live beside the test rather than on a node (the Kubernetes controller).
+func StartHost(t testing.TB, args ...string) *Proc {
+	t.Helper()
+	p, err := startProc(exec.Command(args[0], args[1:]...))
+	if err != nil {
+		t.Fatalf("nettest: starting %v: %v", args, err)
+	}
+	t.Cleanup(func() {
+		_ = p.Kill()
+		_ = p.Wait(10 * time.Second)
+	})
+	return p
+}
+
 func startProc(cmd *exec.Cmd) (*Proc, error) {
 	p := &Proc{cmd: cmd, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = &p.out, &p.out

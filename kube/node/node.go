@@ -107,7 +107,7 @@ func New(cfg Config) (*Node, error) {
 // ctx is done, or early if the cache cannot be set up.
 func (n *Node) Run(ctx context.Context, b api.Backend) error {
 	n.b = b
-	if err := n.watch(ctx); err != nil {
+	if err := n.watchRetry(ctx); err != nil {
 		return err
 	}
 	errc := make(chan error, 1)
@@ -133,6 +133,25 @@ func (n *Node) Run(ctx context.Context, b api.Backend) error {
 
 // Synced is closed once the cache has synced and the first sync may run.
 func (n *Node) Synced() <-chan struct{} { return n.synced }
+
+// watchRetry is watch until it succeeds: xvrd may start before the
+// controller has installed xvr's CRDs, or while the API server is down.
+func (n *Node) watchRetry(ctx context.Context) error {
+	backoff := 500 * time.Millisecond
+	for {
+		err := n.watch(ctx)
+		if err == nil {
+			return nil
+		}
+		n.log.Warn("waiting for the API server and xvr's CRDs", "err", err, "retry", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
 
 // watch registers the event handlers that schedule syncs and keep the
 // address hint map.
