@@ -180,6 +180,9 @@ func (a *adder) publish(ctx context.Context) error {
 func (a *adder) attach(ctx context.Context, at Attachment) (iface, error) {
 	name := HostIfName(a.cid, at.IfName)
 	a.veths = append(a.veths, name)
+	if err := a.dropStale(ctx, name, at.IfName); err != nil {
+		return iface{}, err
+	}
 	hostMAC, err := a.host.addVeth(a.podNS, a.cid, at.IfName, a.conf.MTU)
 	if err != nil {
 		return iface{}, err
@@ -199,6 +202,20 @@ func (a *adder) attach(ctx context.Context, at Attachment) (iface, error) {
 		return iface{}, err
 	}
 	return iface{hostName: name, hostMAC: hostMAC, pod: pi, network: at.Network}, nil
+}
+
+// dropStale deletes the port of a host end that an interrupted ADD of this
+// sandbox left (addVeth then replaces the device), so that xvrd closes its
+// socket on the old device before the device goes, and opens one on the new.
+func (a *adder) dropStale(ctx context.Context, hostIf, ifname string) error {
+	stale, err := a.host.exists(hostIf)
+	if err != nil || !stale {
+		return err
+	}
+	if err := api.IgnoreNotFound(a.c.DeletePort(ctx, PortID(a.cid, ifname))); err != nil {
+		return apiError(err, "deleting the port of stale veth "+hostIf)
+	}
+	return nil
 }
 
 func (a *adder) port(at Attachment, hostIf string) api.Port {

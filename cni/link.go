@@ -37,31 +37,65 @@ func (s *hostSide) Close() {
 
 // addVeth creates the veth of a pod interface: the host end named
 // HostIfName(containerID, ifname), aliased "containerID/ifname", up with
-// IPv6 off; the other end made directly inside podNS as ifname. A stale
-// host end of the same name (a failed earlier ADD) is replaced. It returns
-// the host end's MAC.
+// IPv6 off; the other end inside podNS as ifname. A stale host end of the
+// same name (a failed earlier ADD) is replaced. It returns the host end's
+// MAC.
+//
+// Both ends are made inside the pod and the host end is aliased there, then
+// moved to the host: the kernel ignores IFLA_IFALIAS in RTM_NEWLINK, and an
+// ADD killed between creating and aliasing a host end would leave a device
+// that DEL and GC cannot tell is theirs. Killed before the move, it leaves
+// nothing on the host (the pod's netns takes the pair with it).
 func (s *hostSide) addVeth(podNS netns.NsHandle, containerID, ifname string, mtu int) (net.HardwareAddr, error) {
 	name := HostIfName(containerID, ifname)
-	veth := &netlink.Veth{
-		LinkAttrs:     netlink.LinkAttrs{Name: name, MTU: mtu},
-		PeerName:      ifname,
-		PeerNamespace: netlink.NsFd(int(podNS)),
-		PeerMTU:       uint32(mtu),
+	pod, err := netlink.NewHandleAt(podNS)
+	if err != nil {
+		return nil, fmt.Errorf("netlink in pod netns: %w", err)
 	}
-	if alias := attachmentKey(containerID, ifname); len(alias) <= maxAlias {
-		veth.Alias = alias
-	}
-	err := s.h.LinkAdd(veth)
-	if errors.Is(err, unix.EEXIST) {
-		if derr := s.delLink(name); derr != nil {
+	defer pod.Close()
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: mtu}, PeerName: ifname, PeerMTU: uint32(mtu)}
+	err = pod.LinkAdd(veth)
+	if errors.Is(err, unix.EEXIST) { // an interrupted ADD of this sandbox left its pair in the pod
+		if derr := errors.Join(delLinkIn(pod, name), delLinkIn(pod, ifname)); derr != nil {
 			return nil, derr
 		}
-		err = s.h.LinkAdd(veth)
+		err = pod.LinkAdd(veth)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("creating veth %s (%s in the pod): %w", name, ifname, err)
 	}
+	if alias := attachmentKey(containerID, ifname); len(alias) <= maxAlias {
+		if err := pod.LinkSetAlias(veth, alias); err != nil {
+			return nil, fmt.Errorf("setting alias of veth %s: %w", name, err)
+		}
+	}
+	err = pod.LinkSetNsFd(veth, int(s.ns))
+	if errors.Is(err, unix.EEXIST) {
+		if derr := s.delLink(name); derr != nil {
+			return nil, derr
+		}
+		err = pod.LinkSetNsFd(veth, int(s.ns))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("moving veth %s to the host netns: %w", name, err)
+	}
 	return s.upHostEnd(name)
+}
+
+// delLinkIn deletes the link named name through h; a missing link is not
+// an error.
+func delLinkIn(h *netlink.Handle, name string) error {
+	l, err := h.LinkByName(name)
+	if err != nil {
+		if isNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("finding %s: %w", name, err)
+	}
+	if err := h.LinkDel(l); err != nil && !isNotFound(err) {
+		return fmt.Errorf("deleting %s: %w", name, err)
+	}
+	return nil
 }
 
 func (s *hostSide) upHostEnd(name string) (net.HardwareAddr, error) {
@@ -79,19 +113,7 @@ func (s *hostSide) upHostEnd(name string) (net.HardwareAddr, error) {
 }
 
 // delLink deletes the link named name; a missing link is not an error.
-func (s *hostSide) delLink(name string) error {
-	l, err := s.h.LinkByName(name)
-	if err != nil {
-		if isNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("finding %s: %w", name, err)
-	}
-	if err := s.h.LinkDel(l); err != nil && !isNotFound(err) {
-		return fmt.Errorf("deleting %s: %w", name, err)
-	}
-	return nil
-}
+func (s *hostSide) delLink(name string) error { return delLinkIn(s.h, name) }
 
 // exists reports whether the link named name is there.
 func (s *hostSide) exists(name string) (bool, error) {

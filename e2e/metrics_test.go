@@ -48,6 +48,14 @@ func TestMetrics(t *testing.T) {
 	if v, ok := m.first(`xvr_build_info{`); !ok || v != 1 {
 		t.Fatalf("xvr_build_info missing or not 1: %v", v)
 	}
+	busy, ok1 := m.first(`xvr_poller_busy_seconds_total{poller="0"}`)
+	running, ok2 := m.first(`xvr_poller_running_seconds_total{poller="0"}`)
+	if !ok1 || !ok2 || busy <= 0 || busy > running {
+		t.Fatalf("poller 0 busy %v s of %v s running (found %v %v), want 0 < busy <= running", busy, running, ok1, ok2)
+	}
+	if v, ok := m.first(`go_goroutines`); !ok || v < 1 {
+		t.Fatalf("go_goroutines %v (found %v)", v, ok)
+	}
 	if code, body := nsGet(t, tp.n.ns, "/healthz"); code != http.StatusOK || body != "ok\n" {
 		t.Fatalf("/healthz: %d %q", code, body)
 	}

@@ -91,7 +91,7 @@ func newOverlayTopo(t *testing.T, encap string, extra ...string) *overlayTopo {
 // end dev (named with prefix) gets ip/24 in ns. Transmit checksum offload is
 // off on both ends, as on the pod veths: a real NIC hands the kernel complete
 // checksums, a veth hands partial ones that an XDP path cannot see through.
-func (o *overlayTopo) fabricLink(t *testing.T, ns *nettest.NS, prefix, ip string) (dev, port string) {
+func (o *overlayTopo) fabricLink(t testing.TB, ns *nettest.NS, prefix, ip string) (dev, port string) {
 	t.Helper()
 	dev, port = nettest.Name(t, prefix), nettest.Name(t, "xup")
 	o.underlay.Run(t, "ip", "link", "add", port, "type", "veth", "peer", "name", dev, "netns", ns.Name)
@@ -231,7 +231,7 @@ func readPcap(t *testing.T, file string) []gopacket.Packet {
 
 // delLinkOnCleanup deletes dev in ns at cleanup by its exact name; a link
 // already gone with its peer's namespace is fine.
-func delLinkOnCleanup(t *testing.T, ns *nettest.NS, dev string) {
+func delLinkOnCleanup(t testing.TB, ns *nettest.NS, dev string) {
 	t.Cleanup(func() {
 		if out, err := ns.Try("ip", "link", "del", dev); err != nil && !strings.Contains(out, "Cannot find device") {
 			t.Errorf("deleting link %s in %s: %v: %s", dev, ns.Name, err, out)

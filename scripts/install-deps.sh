@@ -15,6 +15,8 @@ have sysctl || need+=(procps)
 have bridge || need+=(iproute2)
 have timeout || need+=(coreutils)
 have gcc || need+=(gcc)
+have ovs-vswitchd || need+=(openvswitch-switch) # xvr-bench ovs-afxdp; starts its own daemons, never the system one
+[[ -x /usr/bin/etcd ]] || need+=(etcd-server)
 
 if ((${#need[@]})); then
 	if [[ $(id -u) -ne 0 ]]; then

@@ -33,9 +33,14 @@ import (
 	"github.com/xvr-project/xvr/vrouter/agent"
 	"github.com/xvr-project/xvr/vrouter/api"
 	"github.com/xvr-project/xvr/vrouter/dataplane"
+	"github.com/xvr-project/xvr/vrouter/metrics"
 	"github.com/xvr-project/xvr/vrouter/store"
 	"github.com/xvr-project/xvr/vrouter/xdpprog"
 )
+
+// idleTimeout closes keep-alive connections of the API and metrics servers
+// that stay idle this long, so clients that never hang up cannot hold fds.
+const idleTimeout = 60 * time.Second
 
 // version is set by the Makefile with -ldflags.
 var version = "dev"
@@ -135,6 +140,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	defer wg.Wait()
 	defer cancelPollers()
 	pollers := make([]agent.Poller, o.pollers)
+	busy := make([]metrics.BusySource, o.pollers)
 	var running atomic.Int32
 	for i := range pollers {
 		p, err := dataplane.NewPoller(cur, afxdp.UmemConfig{NumFrames: o.frames}, prog)
@@ -142,7 +148,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 			return fmt.Errorf("starting poller %d: %w", i, err)
 		}
 		p.MaxUmems, p.FillTarget = o.umems, o.fill
-		pollers[i] = p
+		pollers[i], busy[i] = p, p
 		wg.Add(1)
 		running.Add(1)
 		go func() {
@@ -197,7 +203,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	if fab != nil {
 		flows = fab.Flows
 	}
-	op, err := newOps(ag, flows, &running, o.pollers, log)
+	op, err := newOps(ag, flows, &running, busy, log)
 	if err != nil {
 		return err
 	}
@@ -227,7 +233,8 @@ func serve(ctx context.Context, o options, ag *agent.Agent, backend api.Backend,
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", o.socket, err)
 	}
-	srv := &http.Server{Handler: op.api.Wrap(api.NewServer(backend, log)), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: op.api.Wrap(api.NewServer(backend, log)), ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout: idleTimeout}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	mctx, stopOps := context.WithCancel(ctx)

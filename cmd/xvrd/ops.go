@@ -12,6 +12,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/xvr-project/xvr/flowtable"
 	"github.com/xvr-project/xvr/vrouter/agent"
@@ -30,13 +31,14 @@ type ops struct {
 	log     *slog.Logger
 }
 
-func newOps(ag *agent.Agent, flows *flowtable.Table, running *atomic.Int32, pollers int, log *slog.Logger) (*ops, error) {
-	o := &ops{reg: prometheus.NewRegistry(), api: metrics.NewAPIMetrics(), ag: ag, running: running, pollers: pollers, log: log}
+func newOps(ag *agent.Agent, flows *flowtable.Table, running *atomic.Int32, busy []metrics.BusySource, log *slog.Logger) (*ops, error) {
+	o := &ops{reg: prometheus.NewRegistry(), api: metrics.NewAPIMetrics(), ag: ag, running: running, pollers: len(busy), log: log}
 	var fs metrics.FlowSource
 	if flows != nil {
 		fs = flows
 	}
-	for _, c := range []prometheus.Collector{metrics.NewCollector(ag, fs, version), o.api} {
+	for _, c := range []prometheus.Collector{metrics.NewCollector(ag, fs, version), o.api, metrics.NewPollerCollector(busy),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		if err := o.reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering metrics: %w", err)
 		}
@@ -77,7 +79,7 @@ func (o *ops) serveMetrics(ctx context.Context, addr string) error {
 	if err != nil {
 		return fmt.Errorf("listening for metrics on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: metrics.Handler(o.reg, o.health), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: metrics.Handler(o.reg, o.health), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idleTimeout}
 	go func() {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			o.log.Error("serving metrics", "err", err)

@@ -144,6 +144,12 @@ type Poller struct {
 	TxErrors  atomic.Uint64
 	lastTxErr atomic.Pointer[error]
 
+	// Busy-ratio clock (see Busy): nanoseconds since born, all monotonic.
+	born     time.Time
+	busyNs   atomic.Int64 // spent in rounds that received frames
+	runStart atomic.Int64 // when Run started; 0: not yet
+	runEnd   atomic.Int64 // when Run returned; 0: still running
+
 	ports []*port // active ports in poll order
 	byVif []*port // indexed by vif id
 	dirty []*port
@@ -162,8 +168,10 @@ type Poller struct {
 	verdicts [BatchSize]Verdict
 
 	// SpinRounds is how many empty rounds a poller busy-polls before it
-	// sleeps in poll(2).
+	// sleeps in poll(2): the most, adapted down while spinning finds no
+	// frames (see spinBudget), or always with FixedSpin. Set both before Run.
 	SpinRounds int
+	FixedSpin  bool
 	// FillTarget is how many frames each socket keeps in its fill ring
 	// (DefaultFillTarget); change it only before the first AddPort.
 	FillTarget int
@@ -209,7 +217,7 @@ func newPoller(cur *Current, first *group, bind Binder) (*Poller, error) {
 	}
 	p := &Poller{cur: cur, groups: []*group{first}, bind: bind, drops: new(DropStats),
 		cmds: make(chan func(), 16), stopped: make(chan struct{}), wake: efd, SpinRounds: 4096,
-		FillTarget: DefaultFillTarget, MaxUmems: DefaultMaxUmems}
+		FillTarget: DefaultFillTarget, MaxUmems: DefaultMaxUmems, born: time.Now()}
 	p.pipe.FrameSize = uint64(first.store.FrameSize())
 	p.rebuildFDs()
 	return p, nil
@@ -457,15 +465,18 @@ func (p *Poller) Run(ctx context.Context) (err error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	defer close(p.stopped)
+	p.runStart.Store(max(p.since(time.Now()), 1))
+	defer func() { p.runEnd.Store(max(p.since(time.Now()), p.runStart.Load())) }()
 	defer func() { err = errors.Join(err, p.close()) }()
-	idle := 0
+	idle, spin := 0, newSpinBudget(p.SpinRounds, p.FixedSpin)
 	for ctx.Err() == nil {
 		p.commands()
 		if p.round() > 0 {
+			spin.received(idle)
 			idle = 0
 			continue
 		}
-		if idle++; idle > p.SpinRounds {
+		if idle++; spin.sleepAfter(idle) {
 			if err := p.sleep(); err != nil {
 				return err
 			}
@@ -501,11 +512,34 @@ func (p *Poller) sleep() error {
 	return nil
 }
 
+// Busy returns how long the poller has spent in rounds that received frames
+// (forwarded or dropped them) and how long its Run has been running, both
+// zero before Run. busy/running is the busy ratio; the rest of the time went
+// on rounds that found nothing (spinning), sleeping in poll(2) and commands.
+// Safe to call from any goroutine.
+func (p *Poller) Busy() (busy, running time.Duration) {
+	start := p.runStart.Load()
+	if start == 0 {
+		return time.Duration(p.busyNs.Load()), 0
+	}
+	end := p.runEnd.Load()
+	if end == 0 {
+		end = p.since(time.Now())
+	}
+	return time.Duration(p.busyNs.Load()), time.Duration(end - start)
+}
+
+// since is t on the poller's monotonic clock, in nanoseconds.
+func (p *Poller) since(t time.Time) int64 { return int64(t.Sub(p.born)) }
+
 // round receives one batch from every port, forwards it, and recycles frames.
-// It returns how many frames were received.
+// It returns how many frames were received. A round that received frames
+// reads the clock once more, at its end, to count its time as busy; an empty
+// round costs nothing extra.
 func (p *Poller) round() int {
 	s := p.cur.Load()
-	p.pipe.Now = uint32(time.Now().Unix())
+	start := time.Now()
+	p.pipe.Now = uint32(start.Unix())
 	total := 0
 	for _, pt := range p.ports {
 		n := pt.sock.Receive(p.rx[:])
@@ -526,6 +560,9 @@ func (p *Poller) round() int {
 	for _, pt := range p.ports {
 		pt.sock.Complete()
 		pt.sock.Fill()
+	}
+	if total > 0 {
+		p.busyNs.Add(int64(time.Since(start)))
 	}
 	return total
 }

@@ -514,3 +514,50 @@ func TestPollerFull(t *testing.T) {
 	}
 	r.closeAndCheck(t)
 }
+
+// TestPollerBusy: an idle poller counts no busy time while its running time
+// follows the clock; rounds that move frames count as busy, and busy never
+// exceeds running; both stop growing once Run returns.
+func TestPollerBusy(t *testing.T) {
+	r := newRig(t, 512, 1, 2)
+	r.p.SpinRounds = 64
+	if busy, running := r.p.Busy(); busy != 0 || running != 0 {
+		t.Fatalf("before Run: busy %v running %v, want 0 and 0", busy, running)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	start := time.Now()
+	go func() { errc <- r.p.Run(ctx) }()
+
+	time.Sleep(200 * time.Millisecond) // idle: spinning, then poll(2)
+	busy, running := r.p.Busy()
+	if busy != 0 || running < 150*time.Millisecond || running > time.Since(start) {
+		t.Fatalf("idle for 200 ms: busy %v running %v (wall %v)", busy, running, time.Since(start))
+	}
+
+	f := udpFrame(t, ipA, ipB, 64, 10)
+	for i := range 50 { // frames now and then: some rounds are busy
+		r.inject(t, 1, f)
+		waitSent(t, r.sock(2), 1)
+		if i%10 == 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	busy, running = r.p.Busy()
+	if busy <= 0 || busy >= running {
+		t.Fatalf("after 50 forwarded frames: busy %v running %v, want 0 < busy < running", busy, running)
+	}
+	t.Logf("busy %v of %v running (ratio %.4f)", busy, running, busy.Seconds()/running.Seconds())
+
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	busy1, running1 := r.p.Busy()
+	time.Sleep(20 * time.Millisecond)
+	if busy2, running2 := r.p.Busy(); busy2 != busy1 || running2 != running1 || busy1 < busy {
+		t.Fatalf("after Run returned: busy %v→%v running %v→%v", busy1, busy2, running1, running2)
+	}
+	r.checkNoLeak(t)
+}
