@@ -4,7 +4,8 @@
 // and gateway conventions of Tungsten Fabric (TF) that go with them.
 //
 // It is pure: no I/O beyond the reader given to Parse. Importers: cmd/xvrctl
-// (apply -f), the kube controller, and vrouter/agent (Gateway, ContrailNames).
+// (apply -f), kube/controller (FromObject, Served, ContrailNames, VNI), and
+// vrouter/agent (Gateway, ContrailNames).
 //
 // Parse validates everything it returns: a Network from Parse has a
 // normalised IPv4 CIDR or a complete Ref. It does not fill the fields xvrd
@@ -18,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net/netip"
 	"regexp"
@@ -52,6 +54,10 @@ const (
 // MaxPrefixLen is the longest VN prefix: a /29 holds the gateway, the DNS
 // address and four pod addresses (a /30 would hold no pod at all).
 const MaxPrefixLen = 29
+
+// MinPrefixLen is the shortest VN prefix: a /8 is already 16 M addresses,
+// anything shorter (0.0.0.0/0 above all) is a mistake, not a pod subnet.
+const MinPrefixLen = 8
 
 // Parse reads one or more YAML documents separated by "---" lines, each a
 // NetworkAttachmentDefinition, and returns their networks in order. Empty
@@ -107,14 +113,36 @@ func parseDocument(data []byte) (p parsed, ok bool, err error) {
 	return p, true, err
 }
 
+// fromObject is FromObject for a document, which must also say what it is.
 func fromObject(obj *nadv1.NetworkAttachmentDefinition) (parsed, error) {
+	if obj.APIVersion != APIVersion || obj.Kind != Kind {
+		p := parsed{api.Network{Namespace: obj.Namespace, Name: obj.Name}}
+		if p.Namespace == "" {
+			p.Namespace = DefaultNamespace
+		}
+		return p, fmt.Errorf("apiVersion/kind: %q/%q, want %q/%q", obj.APIVersion, obj.Kind, APIVersion, Kind)
+	}
+	return fromSpec(obj)
+}
+
+// FromObject returns the network a NAD read from the API server declares,
+// validated as Parse validates it (an empty namespace is "default"). Its
+// TypeMeta is not checked: typed clients leave it empty. Nothing is returned
+// with an error.
+func FromObject(obj *nadv1.NetworkAttachmentDefinition) (api.Network, error) {
+	p, err := fromSpec(obj)
+	if err != nil {
+		return api.Network{}, err
+	}
+	return p.Network, nil
+}
+
+// fromSpec reads the names, spec.config and the annotations of obj.
+func fromSpec(obj *nadv1.NetworkAttachmentDefinition) (parsed, error) {
 	var p parsed
 	p.Namespace, p.Name = obj.Namespace, obj.Name
 	if p.Namespace == "" {
 		p.Namespace = DefaultNamespace
-	}
-	if obj.APIVersion != APIVersion || obj.Kind != Kind {
-		return p, fmt.Errorf("apiVersion/kind: %q/%q, want %q/%q", obj.APIVersion, obj.Kind, APIVersion, Kind)
 	}
 	if err := checkNames(p.Namespace, p.Name); err != nil {
 		return p, err
@@ -156,8 +184,10 @@ type cniConfig struct {
 	} `json:"plugins"`
 }
 
-// cniType returns spec.config's plugin type, "" for an empty config.
-func cniType(config string) (string, error) {
+// ConfigType returns the plugin type a NAD's spec.config names: its
+// "type", or for a conflist its first plugin's; "" for an empty config or
+// one without a type. The error is for a config that is not JSON.
+func ConfigType(config string) (string, error) {
 	if len(bytes.TrimSpace([]byte(config))) == 0 {
 		return "", nil
 	}
@@ -165,9 +195,28 @@ func cniType(config string) (string, error) {
 	if err := json.Unmarshal([]byte(config), &c); err != nil {
 		return "", fmt.Errorf("spec.config: invalid CNI JSON: %w", err)
 	}
-	t := c.Type
-	if t == "" && len(c.Plugins) > 0 {
-		t = c.Plugins[0].Type
+	if c.Type == "" && len(c.Plugins) > 0 {
+		return c.Plugins[0].Type, nil
+	}
+	return c.Type, nil
+}
+
+// Served reports whether xvr serves a NAD with this spec.config in a
+// cluster: its type is xvr or contrail-k8s-cni. NADs of other plugins, and
+// those without a config, belong to someone else.
+func Served(config string) bool {
+	t, err := ConfigType(config)
+	return err == nil && (t == CNITypeXVR || t == CNITypeContrail)
+}
+
+// cniType returns spec.config's plugin type, "" for an empty config.
+func cniType(config string) (string, error) {
+	if len(bytes.TrimSpace([]byte(config))) == 0 {
+		return "", nil
+	}
+	t, err := ConfigType(config)
+	if err != nil {
+		return "", err
 	}
 	switch t {
 	case CNITypeXVR, CNITypeContrail:
@@ -225,10 +274,45 @@ func parseCIDR(s string) (string, error) {
 	if !p.Addr().Is4() {
 		return "", fmt.Errorf("annotation %s: %q is not an IPv4 prefix", AnnotationCIDR, s)
 	}
+	if err := CheckPrefix(p); err != nil {
+		return "", fmt.Errorf("annotation %s: %w", AnnotationCIDR, err)
+	}
 	if _, _, err := Gateway(p); err != nil {
 		return "", fmt.Errorf("annotation %s: %w", AnnotationCIDR, err)
 	}
 	return p.Masked().String(), nil
+}
+
+// nonUnicast are the IPv4 blocks whose addresses are no pod's: with at
+// least MinPrefixLen bits a prefix lies inside one of them or outside all.
+var nonUnicast = []struct {
+	block netip.Prefix
+	what  string
+}{
+	{netip.MustParsePrefix("0.0.0.0/8"), "this network"},
+	{netip.MustParsePrefix("127.0.0.0/8"), "loopback"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "multicast"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "reserved, up to the 255.255.255.255 broadcast"},
+}
+
+// CheckPrefix reports whether p can be a VN's subnet: IPv4, MinPrefixLen
+// to MaxPrefixLen bits, and unicast (not in 0.0.0.0/8, 127.0.0.0/8,
+// 224.0.0.0/4 or 240.0.0.0/4). The error names p as given.
+func CheckPrefix(p netip.Prefix) error {
+	switch {
+	case !p.IsValid() || !p.Addr().Is4():
+		return fmt.Errorf("%s is not an IPv4 prefix", p)
+	case p.Bits() < MinPrefixLen:
+		return fmt.Errorf("%s is shorter than /%d: a VN prefix is /%d to /%d", p, MinPrefixLen, MinPrefixLen, MaxPrefixLen)
+	case p.Bits() > MaxPrefixLen:
+		return fmt.Errorf("%s is too small: a VN needs /%d or shorter for its gateway and DNS addresses", p, MaxPrefixLen)
+	}
+	for _, b := range nonUnicast {
+		if b.block.Contains(p.Addr()) {
+			return fmt.Errorf("%s is in %s (%s): a VN needs unicast addresses", p, b.block, b.what)
+		}
+	}
+	return nil
 }
 
 // parseRef decodes an opencontrail.org/network value,
@@ -253,6 +337,19 @@ func parseRef(s string) (*api.NetworkRef, error) {
 // namespace: "<cluster>-<name>-pod-network" in project "<cluster>-<namespace>".
 func ContrailNames(cluster, namespace, name string) (vn, project string) {
 	return cluster + "-" + name + "-pod-network", cluster + "-" + namespace
+}
+
+// MaxVNI is the largest VXLAN network identifier (24 bits).
+const MaxVNI = 1<<24 - 1
+
+// VNI is a VN's VXLAN identifier derived from its Contrail names, in
+// 1..MaxVNI: the FNV-1a hash of "<project>:<vn>". Every node computes the
+// same one without coordination; the controller starts its search for a
+// cluster-unique VNI there.
+func VNI(project, vn string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(project + ":" + vn))
+	return h.Sum32()%MaxVNI + 1
 }
 
 // Gateway returns TF's gateway for an IPv4 prefix, its last usable address

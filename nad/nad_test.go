@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/xvr-project/xvr/vrouter/api"
 )
 
@@ -201,6 +204,57 @@ func checkValid(t *testing.T, n api.Network) {
 		p, err := netip.ParsePrefix(n.CIDR)
 		if err != nil || p != p.Masked() || p.Bits() > MaxPrefixLen {
 			t.Fatalf("invalid cidr in %+v", n)
+		}
+	}
+}
+
+func TestFromObject(t *testing.T) {
+	obj := &nadv1.NetworkAttachmentDefinition{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "vn-a", Annotations: map[string]string{
+			AnnotationCIDR: "198.18.40.9/24", AnnotationFabricSNAT: "true"}},
+		Spec: nadv1.NetworkAttachmentDefinitionSpec{Config: `{"cniVersion":"1.0.0","type":"xvr"}`},
+	}
+	got, err := FromObject(obj) // no TypeMeta, as a typed client returns it
+	want := api.Network{Namespace: "other", Name: "vn-a", CIDR: "198.18.40.0/24", FabricSNAT: true, CNIType: "xvr"}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("FromObject = %+v, %v; want %+v", got, err, want)
+	}
+	obj.Annotations[AnnotationFabricSNAT] = "yes"
+	if got, err := FromObject(obj); err == nil || !strings.Contains(err.Error(), AnnotationFabricSNAT) || got != (api.Network{}) {
+		t.Errorf("FromObject(bad annotation) = %+v, %v; want an error naming %s and no network", got, err, AnnotationFabricSNAT)
+	}
+}
+
+func TestServed(t *testing.T) {
+	tests := map[string]bool{
+		`{"type":"xvr"}`:                              true,
+		`{"type":"contrail-k8s-cni"}`:                 true,
+		`{"name":"n","plugins":[{"type":"xvr"}]}`:     true,
+		`{"type":"bridge"}`:                           false,
+		`{"name":"n","plugins":[{"type":"macvlan"}]}`: false,
+		``:                 false,
+		`{"type":`:         false,
+		`{"cniVersion":1}`: false,
+	}
+	for config, want := range tests {
+		if got := Served(config); got != want {
+			t.Errorf("Served(%q) = %v, want %v", config, got, want)
+		}
+	}
+	if typ, err := ConfigType(`{"plugins":[{"type":"bridge"}]}`); typ != "bridge" || err != nil {
+		t.Errorf("ConfigType(conflist) = %q, %v", typ, err)
+	}
+}
+
+// TestVNI pins the hash: vrouter/agent computes the same VNI for a VN
+// without a controller, so changing it would split a cluster.
+func TestVNI(t *testing.T) {
+	if got := VNI("k8s-default", "k8s-vn-left-1-pod-network"); got != 6456772 {
+		t.Errorf("VNI(k8s-default, k8s-vn-left-1-pod-network) = %d, want 6456772", got)
+	}
+	for _, n := range []string{"", "a", "k8s-cluster-wide-default-pod-network"} {
+		if v := VNI("p", n); v == 0 || v > MaxVNI {
+			t.Errorf("VNI(p, %q) = %d, outside 1..%d", n, v, MaxVNI)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -24,7 +25,9 @@ const EstablishTimeout = time.Minute
 // that knows apiextensions.k8s.io/v1.
 func Ensure(ctx context.Context, c client.Client) error {
 	for _, want := range All() {
-		if err := ensureOne(ctx, c, want); err != nil {
+		// Two replicas starting at once may race on an update.
+		err := retry.RetryOnConflict(retry.DefaultBackoff, func() error { return ensureOne(ctx, c, want) })
+		if err != nil {
 			return err
 		}
 	}

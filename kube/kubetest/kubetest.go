@@ -15,11 +15,16 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // AssetsEnv overrides the directory that holds kube-apiserver.
@@ -49,6 +54,7 @@ func Paths() (apiserver, etcd string) {
 // Start starts a fresh etcd and kube-apiserver and writes an admin
 // kubeconfig. Stop ends both.
 func Start() (*Env, error) {
+	ctrllog.SetLogger(logr.Discard()) // envtest logs through controller-runtime's logger
 	apiserver, etcd := Paths()
 	for _, p := range []string{apiserver, etcd} {
 		if _, err := os.Stat(p); err != nil {
@@ -65,7 +71,10 @@ func Start() (*Env, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	te := &envtest.Environment{BinaryAssetsDirectory: assets}
+	// kube-apiserver drains its watches for long on SIGTERM; after
+	// StopTimeout envtest kills it, which is what a test of an API server
+	// that went away wants anyway.
+	te := &envtest.Environment{BinaryAssetsDirectory: assets, ControlPlaneStopTimeout: stopTimeout}
 	te.ControlPlane.Etcd = &envtest.Etcd{DataDir: filepath.Join(dir, "etcd")}
 	cfg, err := te.Start()
 	if err != nil {
@@ -106,19 +115,30 @@ func (e *Env) writeKubeconfig() error {
 	return nil
 }
 
+// stopTimeout is how long a stopping kube-apiserver or etcd gets before
+// SIGKILL.
+const stopTimeout = 5 * time.Second
+
 // StopAPIServer stops kube-apiserver only (etcd keeps running), for tests
-// of what happens while the API server is unreachable. It cannot be
-// restarted with the same credentials: such tests use an Env of their own.
+// of what happens while the API server is unreachable: SIGTERM, then
+// SIGKILL after stopTimeout. Either way it is gone when this returns. It
+// cannot be restarted with the same credentials: such tests use an Env of
+// their own.
 func (e *Env) StopAPIServer() error {
-	if err := e.env.ControlPlane.APIServer.Stop(); err != nil {
+	err := e.env.ControlPlane.APIServer.Stop()
+	if err != nil && !strings.Contains(err.Error(), "timeout waiting for process") { // killed after the timeout
 		return fmt.Errorf("kubetest: stopping kube-apiserver: %w", err)
 	}
 	return nil
 }
 
-// Stop ends the control plane and removes its files.
+// Stop ends the control plane and removes its files. A process that had to
+// be killed after stopTimeout is not an error.
 func (e *Env) Stop() error {
 	err := e.env.Stop()
+	if err != nil && strings.Contains(err.Error(), "timeout waiting for process") {
+		err = nil
+	}
 	if rerr := os.RemoveAll(e.dir); err == nil && rerr != nil {
 		err = rerr
 	}
