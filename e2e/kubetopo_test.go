@@ -60,7 +60,11 @@ func managerBin(t testing.TB) string {
 // CNI as kubelet would.
 type kubeCluster struct {
 	env   *kubetest.Env
-	c     client.Client
+	c     client.Client // admin
+	// nodeCfg and mgrCfg are kubeconfigs of the ServiceAccounts that
+	// deploy/kubernetes/rbac.yaml makes for xvrd and the controller: the
+	// daemons run with exactly the rights the manifests give them.
+	nodeCfg, mgrCfg string
 	mgr   *nettest.Proc
 	ov    *overlayTopo // the underlay and its fabric links
 	nodes []*kubeNode
@@ -109,6 +113,7 @@ func newKubeCluster(t testing.TB, n int) *kubeCluster {
 		t.Fatal(err)
 	}
 	kc := &kubeCluster{env: env, c: c, api: u.Host}
+	kc.applyRBAC(t)
 	kc.ov = &overlayTopo{underlay: nettest.NewNS(t, "xkul"), bridge: nettest.Name(t, "xkbr")}
 	kc.ov.underlay.Run(t, "ip", "link", "add", kc.ov.bridge, "type", "bridge")
 	delLinkOnCleanup(t, kc.ov.underlay, kc.ov.bridge)
@@ -121,11 +126,34 @@ func newKubeCluster(t testing.TB, n int) *kubeCluster {
 	return kc
 }
 
-// startManager runs the real xvr-kube-manager binary with the admin
-// kubeconfig and waits until the CRDs it installs are served.
+// applyRBAC creates what deploy/kubernetes/rbac.yaml declares and the
+// ServiceAccounts' kubeconfigs.
+func (kc *kubeCluster) applyRBAC(t testing.TB) {
+	t.Helper()
+	ctx := context.Background()
+	objs, err := kubetest.DecodeManifest(kubeScheme(t), "../deploy/kubernetes/rbac.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if err := kc.c.Create(ctx, o); err != nil {
+			t.Fatalf("applying rbac.yaml: %s %s: %v", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
+		}
+	}
+	dir := t.TempDir()
+	if kc.nodeCfg, err = kc.env.ServiceAccountKubeconfig(ctx, kc.c, dir, "kube-system", "xvr-node"); err != nil {
+		t.Fatal(err)
+	}
+	if kc.mgrCfg, err = kc.env.ServiceAccountKubeconfig(ctx, kc.c, dir, "kube-system", "xvr-kube-manager"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startManager runs the real xvr-kube-manager binary as its ServiceAccount
+// and waits until the CRDs it installs are served.
 func (kc *kubeCluster) startManager(t testing.TB) {
 	t.Helper()
-	kc.mgr = nettest.StartHost(t, managerBin(t), "-kubeconfig", kc.env.Kubeconfig,
+	kc.mgr = nettest.StartHost(t, managerBin(t), "-kubeconfig", kc.mgrCfg,
 		"-default-cidr", kubeDefaultCIDR, "-leader-election-namespace", "kube-system")
 	for _, name := range []string{nadCRD, "virtualnetworks.xvr.io", "instanceips.xvr.io"} {
 		waitFor(t, "the controller installs CRD "+name, 60*time.Second, func() (bool, error) {
@@ -168,7 +196,7 @@ func (kc *kubeCluster) addNode(t testing.TB, i int) *kubeNode {
 	fabric, _ := kc.ov.fabricLink(t, n.ns, "xkf", kn.ip)
 	n.proc = n.ns.Start(t, bin("xvrd"), "-socket", n.socket, "-db", filepath.Join(dir, "xvrd.db"),
 		"-mac", nodeMACs[i], "-reconcile", "500ms", "-fabric-if", fabric, "-node-ip", kn.ip,
-		"-kubeconfig", kc.env.Kubeconfig, "-node-name", kn.name, "-metrics-addr", "")
+		"-kubeconfig", kc.nodeCfg, "-node-name", kn.name, "-metrics-addr", "")
 	cn := &cniNode{node: n, c: api.NewClient(n.socket)}
 	t.Cleanup(cn.c.Close)
 	cn.waitAPI(t)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -20,18 +19,13 @@ import (
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	appsv1 "k8s.io/api/apps/v1"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/util/wait"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/xvr-project/xvr/kube/controller"
@@ -86,27 +80,15 @@ func decodeManifest(t *testing.T, name string) []runtime.Object {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(filepath.Join(deployDir, "kubernetes", name))
+	objs, err := kubetest.DecodeManifest(scheme, filepath.Join(deployDir, "kubernetes", name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec := serializer.NewCodecFactory(scheme, serializer.EnableStrict).UniversalDeserializer()
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	var objs []runtime.Object
-	for {
-		doc, err := r.Read()
-		if err != nil {
-			return objs
-		}
-		if len(bytes.TrimSpace(stripComments(doc))) == 0 {
-			continue
-		}
-		obj, _, err := dec.Decode(doc, nil, nil)
-		if err != nil {
-			t.Fatalf("%s, document %d: %v", name, len(objs)+1, err)
-		}
-		objs = append(objs, obj)
+	out := make([]runtime.Object, len(objs))
+	for i, o := range objs {
+		out[i] = o
 	}
+	return out
 }
 
 // TestManifests: the manifests decode strictly, the controller's arguments
@@ -252,18 +234,8 @@ func adminClient(t *testing.T, env *kubetest.Env) client.Client {
 // kube-system with a token from the TokenRequest API.
 func serviceAccountKubeconfig(ctx context.Context, t *testing.T, c client.Client, env *kubetest.Env, sa string) string {
 	t.Helper()
-	acct := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: sa}}
-	req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(3600))}}
-	if err := c.SubResource("token").Create(ctx, acct, req); err != nil {
-		t.Fatalf("token for %s: %v", sa, err)
-	}
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["test"] = &clientcmdapi.Cluster{Server: env.Config.Host, CertificateAuthorityData: env.Config.CAData}
-	cfg.AuthInfos[sa] = &clientcmdapi.AuthInfo{Token: req.Status.Token}
-	cfg.Contexts["test"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: sa}
-	cfg.CurrentContext = "test"
-	path := filepath.Join(t.TempDir(), sa+".kubeconfig")
-	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+	path, err := env.ServiceAccountKubeconfig(ctx, c, t.TempDir(), "kube-system", sa)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -398,14 +370,3 @@ func jsonEqual(t *testing.T, a, b string) bool {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-// stripComments drops a YAML document's comment lines.
-func stripComments(doc []byte) []byte {
-	var out []byte
-	for _, line := range bytes.Split(doc, []byte("\n")) {
-		if !bytes.HasPrefix(bytes.TrimSpace(line), []byte("#")) {
-			out = append(append(out, line...), '\n')
-		}
-	}
-	return out
-}

@@ -83,6 +83,9 @@ func (o *Options) validate() error {
 	if !o.DefaultCIDR.IsValid() {
 		return errors.New("controller: a default network CIDR is required")
 	}
+	if err := nad.CheckPrefix(o.DefaultCIDR); err != nil {
+		return fmt.Errorf("controller: default network CIDR: %w", err)
+	}
 	if _, _, err := nad.Gateway(o.DefaultCIDR); err != nil {
 		return fmt.Errorf("controller: default network CIDR: %w", err)
 	}

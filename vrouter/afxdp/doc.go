@@ -25,6 +25,11 @@
 //   - Sockets that share a Umem inherit the copy/zero-copy and need_wakeup
 //     mode of the first one (kernel rule for XDP_SHARED_UMEM); Open refuses
 //     later options that differ.
+//   - A socket stays open, but unbound, when the kernel deletes its device
+//     (a pod veth removed under the poller): the kernel then refuses it as
+//     the owner of a shared bind (EBADF). Open shares through any socket
+//     still bound and, when none is, registers the memory again on the new
+//     socket; the unbound one only gives its frames back on Close.
 //   - One socket per (ifindex, queue) per Umem. Each socket has its own fill
 //     and completion rings (kernel >= 5.10), so Fill and Complete must be
 //     called per socket.

@@ -46,6 +46,7 @@ type Socket struct {
 	queue      int
 	zeroCopy   bool
 	needWakeup bool
+	unbound    bool // refused as a shared bind's owner: the kernel unbound it for good
 	fillTarget uint32
 	fq, cq     addrRing
 	rx, tx     descRing
@@ -77,8 +78,10 @@ type Stats struct {
 
 // Open creates an AF_XDP socket on (ifindex, opts.Queue) over u. The first
 // socket registers the UMEM; later ones share it (XDP_SHARED_UMEM) with
-// their own fill and completion rings. The socket lives in the network
-// namespace of the calling thread.
+// their own fill and completion rings, through any open socket the kernel
+// still has bound. When none is (their devices went away), the new socket
+// registers the memory afresh, and later sockets share through it. The
+// socket lives in the network namespace of the calling thread.
 func (u *Umem) Open(ifindex int, opts SocketOptions) (*Socket, error) {
 	if err := u.checkOpen(ifindex, opts); err != nil {
 		return nil, err
@@ -91,8 +94,11 @@ func (u *Umem) Open(ifindex int, opts SocketOptions) (*Socket, error) {
 	if err := s.setup(opts); err != nil {
 		return nil, errors.Join(err, s.teardown())
 	}
-	if u.regFD < 0 {
-		u.regFD, u.mode = s.fd, opts
+	if !u.hasSockets() {
+		u.mode = opts
+	}
+	if u.reg == nil {
+		u.reg = s
 	}
 	u.socks[slot] = s
 	return s, nil
@@ -117,7 +123,7 @@ func (u *Umem) checkOpen(ifindex int, opts SocketOptions) error {
 			return fmt.Errorf("afxdp: ifindex %d queue %d already open on this umem", ifindex, opts.Queue)
 		}
 	}
-	if u.regFD >= 0 && !sameMode(u.mode, opts) {
+	if u.hasSockets() && !sameMode(u.mode, opts) {
 		return fmt.Errorf("afxdp: bind mode differs from the umem's first socket")
 	}
 	return nil
@@ -127,29 +133,99 @@ func sameMode(a, b SocketOptions) bool {
 	return a.Copy == b.Copy && a.ZeroCopy == b.ZeroCopy && a.DisableNeedWakeup == b.DisableNeedWakeup
 }
 
-// setup creates, configures, maps and binds the socket.
+// setup creates, configures, maps and binds the socket. Every socket gets
+// its own fill and completion rings: it is the only one of its Umem on its
+// (device, queue), and the kernel wants one pair per (device, queue), set on
+// the new socket before it binds with XDP_SHARED_UMEM (xp_assign_dev_shared
+// refuses the bind otherwise).
 func (s *Socket) setup(opts SocketOptions) error {
-	u := s.umem
 	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("socket af_xdp: %w", err)
 	}
 	s.fd = fd
-	if u.regFD < 0 {
-		if err := u.register(fd); err != nil {
-			return err
-		}
-	}
 	if err := s.setRingSizes(); err != nil {
 		return err
 	}
 	if err := s.mapRings(); err != nil {
 		return err
 	}
-	if err := s.bind(opts); err != nil {
+	switch err := s.bindShared(); {
+	case err == nil:
+		return s.finish(opts)
+	case !errors.Is(err, errNoShare):
+		return err
+	}
+	// A failed shared bind leaves the socket unbound with no UMEM of its
+	// own (the kernel checks the named socket before it changes anything),
+	// so it may still register one.
+	if err := s.umem.register(fd); err != nil {
+		return err
+	}
+	if err := s.bind(bindFlags(opts), 0); err != nil {
 		return err
 	}
 	return s.finish(opts)
+}
+
+// errNoShare: no open socket of the Umem can lend it to a new socket.
+var errNoShare = errors.New("afxdp: no bound socket shares the umem")
+
+// bindShared binds s with XDP_SHARED_UMEM through a socket of its Umem the
+// kernel still has bound: the registration first, then every other open
+// socket. A socket the kernel refuses as the owner (staleOwner) is marked
+// unbound and the next one is tried; any other error is the new socket's
+// and is returned. It returns errNoShare when no socket was left to try.
+func (s *Socket) bindShared() error {
+	u := s.umem
+	for i := -1; i < len(u.socks); i++ {
+		o := u.reg
+		if i >= 0 {
+			if o = u.socks[i]; o == u.reg {
+				continue
+			}
+		}
+		if o == nil || o == s || o.fd < 0 || o.unbound {
+			continue
+		}
+		err := s.bind(unix.XDP_SHARED_UMEM, o.fd)
+		if err == nil {
+			u.reg = o
+			return nil
+		}
+		if !staleOwner(err) {
+			return err
+		}
+		o.unbound = true
+	}
+	u.reg = nil
+	return errNoShare
+}
+
+// staleOwner reports bind errors that blame the socket named in
+// sxdp_shared_umem_fd rather than the new one (net/xdp/xsk.c xsk_bind):
+// EBADF when it is not bound (the kernel unbinds every socket of a device
+// on NETDEV_UNREGISTER), ENOTSOCK when the fd is no open socket,
+// ENOPROTOOPT when it is not an AF_XDP one.
+func staleOwner(err error) bool {
+	return errors.Is(err, unix.EBADF) || errors.Is(err, unix.ENOTSOCK) || errors.Is(err, unix.ENOPROTOOPT)
+}
+
+// bindFlags are the flags of a socket that binds with its own UMEM
+// registration; sharing sockets inherit them (the kernel forbids other
+// flags with XDP_SHARED_UMEM).
+func bindFlags(opts SocketOptions) uint16 {
+	var f uint16
+	switch {
+	case opts.Copy:
+		f = unix.XDP_COPY
+	case opts.ZeroCopy:
+		f = unix.XDP_ZEROCOPY
+	}
+	if !opts.DisableNeedWakeup {
+		f |= unix.XDP_USE_NEED_WAKEUP
+	}
+	return f
 }
 
 // setRingSizes creates the four rings in the kernel.
@@ -187,19 +263,12 @@ func (s *Socket) mapRings() error {
 	return mapDescRing(&s.tx, s.fd, unix.XDP_PGOFF_TX_RING, off.Tx, uint32(c.TxSize))
 }
 
-// bind binds to (ifindex, queue), sharing the UMEM when already registered.
-func (s *Socket) bind(opts SocketOptions) error {
-	sa := &unix.SockaddrXDP{Ifindex: uint32(s.ifindex), QueueID: uint32(s.queue)}
-	switch {
-	case s.umem.regFD >= 0: // the kernel forbids other flags with XDP_SHARED_UMEM
-		sa.Flags, sa.SharedUmemFD = unix.XDP_SHARED_UMEM, uint32(s.umem.regFD)
-	case opts.Copy:
-		sa.Flags = unix.XDP_COPY
-	case opts.ZeroCopy:
-		sa.Flags = unix.XDP_ZEROCOPY
-	}
-	if s.umem.regFD < 0 && !opts.DisableNeedWakeup {
-		sa.Flags |= unix.XDP_USE_NEED_WAKEUP
+// bind binds to (ifindex, queue) with flags; shareFD names the socket whose
+// UMEM s shares when flags has XDP_SHARED_UMEM.
+func (s *Socket) bind(flags uint16, shareFD int) error {
+	sa := &unix.SockaddrXDP{Flags: flags, Ifindex: uint32(s.ifindex), QueueID: uint32(s.queue)}
+	if flags&unix.XDP_SHARED_UMEM != 0 {
+		sa.SharedUmemFD = uint32(shareFD)
 	}
 	err := unix.Bind(s.fd, sa)
 	for i := 0; err == unix.EBUSY && i < bindRetries; i++ {
@@ -336,9 +405,6 @@ func (s *Socket) Complete() int {
 	return int(n)
 }
 
-// Fill tops this socket's fill ring up to its target from the Umem free
-// list, wakes the kernel if the fill ring asks for it, and returns how many
-
 // SetFillTarget changes how many frames Fill keeps lent in this socket's
 // fill ring (clamped to 1..the fill ring's size). Frames already lent stay
 // lent until received. Owners of many sockets on one UMEM use it to share
@@ -347,6 +413,8 @@ func (s *Socket) SetFillTarget(n int) {
 	s.fillTarget = uint32(max(1, min(n, s.umem.cfg.FillSize)))
 }
 
+// Fill tops this socket's fill ring up to its target from the Umem free
+// list, wakes the kernel if the fill ring asks for it, and returns how many
 // frames it added.
 func (s *Socket) Fill() int {
 	if s.fd < 0 {

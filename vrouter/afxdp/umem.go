@@ -42,8 +42,8 @@ type Umem struct {
 	free     []uint64 // stack of free chunk addresses, cap NumFrames
 	owner    []uint16 // per frame index: tagFree, tagUser or a socket tag
 	socks    []*Socket
-	regFD    int // a bound socket holding the kernel's UMEM, or -1
-	mode     SocketOptions
+	reg      *Socket       // the socket a new one shares through first (bindShared), or nil
+	mode     SocketOptions // bind mode of every open socket
 	badFrees uint64
 }
 
@@ -82,7 +82,8 @@ func (c *UmemConfig) validate() error {
 }
 
 // NewUmem maps and populates the frame memory. The kernel registration
-// (XDP_UMEM_REG) happens on the first Open.
+// (XDP_UMEM_REG) happens on the first Open, and again on an Open that finds
+// no bound socket to share the UMEM through.
 func NewUmem(cfg UmemConfig) (*Umem, error) {
 	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
@@ -99,7 +100,6 @@ func NewUmem(cfg UmemConfig) (*Umem, error) {
 		shift: uint(bits.TrailingZeros(uint(cfg.FrameSize))),
 		free:  make([]uint64, cfg.NumFrames),
 		owner: make([]uint16, cfg.NumFrames),
-		regFD: -1,
 	}
 	for i := range u.free {
 		u.free[i] = uint64(cfg.NumFrames-1-i) << u.shift // Alloc hands out low addresses first
@@ -226,16 +226,27 @@ func (u *Umem) slot() (int, error) {
 	return len(u.socks) - 1, nil
 }
 
-// forget drops socket s and, if it held the registration, picks another.
-func (u *Umem) forget(s *Socket) {
-	u.socks[s.slot] = nil
-	if u.regFD != s.fd {
-		return
-	}
-	u.regFD = -1
+// hasSockets reports whether any socket is open on u.
+func (u *Umem) hasSockets() bool {
 	for _, o := range u.socks {
 		if o != nil {
-			u.regFD = o.fd
+			return true
+		}
+	}
+	return false
+}
+
+// forget drops socket s and, if later sockets would have bound through it,
+// picks another open socket not known to be unbound (or none).
+func (u *Umem) forget(s *Socket) {
+	u.socks[s.slot] = nil
+	if u.reg != s {
+		return
+	}
+	u.reg = nil
+	for _, o := range u.socks {
+		if o != nil && !o.unbound {
+			u.reg = o
 			return
 		}
 	}

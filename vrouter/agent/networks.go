@@ -75,6 +75,9 @@ func (a *Agent) validateNetwork(in api.Network) (*network, error) {
 	if err != nil || !p.Addr().Is4() {
 		return nil, api.BadRequest("network %s: cidr %q is not an IPv4 prefix", in.Key(), in.CIDR)
 	}
+	if err := nad.CheckPrefix(p); err != nil {
+		return nil, api.BadRequest("network %s: cidr %v", in.Key(), err)
+	}
 	n.prefix = p.Masked()
 	if n.gw, n.dns, err = nad.Gateway(n.prefix); err != nil {
 		return nil, api.BadRequest("network %s: %v", in.Key(), err)

@@ -18,7 +18,8 @@ import (
 
 // ApplyPort attaches a pod veth to a network (idempotent). A port whose
 // device cannot be opened yet is kept with State "down: <reason>" and
-// retried by Reconcile.
+// retried by Reconcile. Re-applying an unchanged port reopens it when its
+// device is not the one its sockets are on (see refreshPort).
 func (a *Agent) ApplyPort(ctx context.Context, in api.Port) (api.Port, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -28,6 +29,7 @@ func (a *Agent) ApplyPort(ctx context.Context, in api.Port) (api.Port, error) {
 		return api.Port{}, err
 	}
 	if old != nil && samePort(old.spec, p.spec) {
+		a.refreshPort(ctx, old)
 		return old.view(), nil
 	}
 	kept := old != nil && old.net.vn() == p.net.vn() && old.ip == p.ip // the claim is old's
@@ -276,6 +278,25 @@ func (a *Agent) openQueues(ctx context.Context, p *port, queues int) error {
 	return nil
 }
 
+// refreshPort reopens p when it is down, or when its device now has another
+// ifindex or queue count than the one its sockets and program are on (the
+// veth was deleted, and maybe made again, under it) or is gone; it reports
+// whether it reopened. A port whose device is gone ends up down with the
+// reason, and Reconcile retries it.
+func (a *Agent) refreshPort(ctx context.Context, p *port) bool {
+	if p.ifindex != 0 {
+		ifindex, queues, err := a.cfg.Links.Lookup(p.spec.HostIfName)
+		if err == nil && ifindex == p.ifindex && queues == p.queues {
+			return false
+		}
+		a.cfg.Log.Warn("port device changed", "port", p.spec.ID, "dev", p.spec.HostIfName,
+			"ifindex", p.ifindex, "now", ifindex, "queues", p.queues, "now_queues", queues, "err", err)
+		a.closePort(ctx, p)
+	}
+	a.openPort(ctx, p)
+	return true
+}
+
 // closePort closes the port's sockets and detaches the program; errors are
 // logged: the port is going away or being retried either way.
 func (a *Agent) closePort(ctx context.Context, p *port) {
@@ -341,17 +362,15 @@ func (a *Agent) ListPorts(context.Context) []api.Port {
 	return out
 }
 
-// Reconcile retries every port that is down. xvrd calls it periodically.
+// Reconcile retries every port that is down and reopens every port whose
+// device was replaced or removed under it. xvrd calls it periodically.
 func (a *Agent) Reconcile(ctx context.Context) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.reconcileFabric(ctx)
 	for _, p := range a.ports {
-		if p.ifindex == 0 {
-			a.openPort(ctx, p)
-			if p.ifindex != 0 {
-				a.cfg.Log.Info("port up", "port", p.spec.ID, "vif", p.spec.Vif)
-			}
+		if a.refreshPort(ctx, p) && p.ifindex != 0 {
+			a.cfg.Log.Info("port up", "port", p.spec.ID, "vif", p.spec.Vif, "ifindex", p.ifindex)
 		}
 	}
 }
