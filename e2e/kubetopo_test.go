@@ -59,16 +59,16 @@ func managerBin(t testing.TB) string {
 // scheduler or kubelet: the test creates Nodes and bound Pods and runs the
 // CNI as kubelet would.
 type kubeCluster struct {
-	env   *kubetest.Env
-	c     client.Client // admin
+	env *kubetest.Env
+	c   client.Client // admin
 	// nodeCfg and mgrCfg are kubeconfigs of the ServiceAccounts that
 	// deploy/kubernetes/rbac.yaml makes for xvrd and the controller: the
 	// daemons run with exactly the rights the manifests give them.
 	nodeCfg, mgrCfg string
-	mgr   *nettest.Proc
-	ov    *overlayTopo // the underlay and its fabric links
-	nodes []*kubeNode
-	api   string // host:port of the API server
+	mgr             *nettest.Proc
+	ov              *overlayTopo // the underlay and its fabric links
+	nodes           []*kubeNode
+	api             string // host:port of the API server
 }
 
 type kubeNode struct {
