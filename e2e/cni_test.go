@@ -513,6 +513,12 @@ func BenchmarkCNIAdd3If(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	reportLatency(b, lat)
+}
+
+// reportLatency reports p50, p99 and max of lat in milliseconds instead of
+// ns/op.
+func reportLatency(b *testing.B, lat []time.Duration) {
 	slices.Sort(lat)
 	ms := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))]) / 1e6 }
 	b.ReportMetric(ms(0.50), "p50-ms")

@@ -67,19 +67,25 @@ type cniNode struct {
 func newCNINode(t testing.TB, extra ...string) *cniNode {
 	t.Helper()
 	nettest.RequireRoot(t)
-	path := cniPath(t)
 	dir := t.TempDir()
 	n := &node{ns: nettest.NewNS(t, "xvn"), dir: dir, socket: filepath.Join(dir, "xvrd.sock")}
 	if tt, ok := t.(*testing.T); ok {
 		n.t = tt
 	}
-	args := append([]string{bin("xvrd"), "-socket", n.socket, "-db", filepath.Join(dir, "xvrd.db"),
-		"-mac", vrouterMAC, "-reconcile", "500ms", "-default-cidr", defaultCIDR}, extra...)
+	return startCNINode(t, n, append([]string{"-mac", vrouterMAC, "-default-cidr", defaultCIDR}, extra...)...)
+}
+
+// startCNINode starts xvrd in n's namespace with its socket and store in
+// n's dir plus flags, waits for its API and writes the node's conflist.
+func startCNINode(t testing.TB, n *node, flags ...string) *cniNode {
+	t.Helper()
+	args := append([]string{bin("xvrd"), "-socket", n.socket, "-db", filepath.Join(n.dir, "xvrd.db"),
+		"-reconcile", "500ms"}, flags...)
 	n.proc = n.ns.Start(t, args...)
 	cn := &cniNode{node: n, c: api.NewClient(n.socket)}
 	t.Cleanup(cn.c.Close)
 	cn.waitAPI(t)
-	cn.cfg = libcni.NewCNIConfigWithCacheDir([]string{path}, filepath.Join(dir, "cache"), nil)
+	cn.cfg = libcni.NewCNIConfigWithCacheDir([]string{cniPath(t)}, filepath.Join(n.dir, "cache"), nil)
 	cn.list = cn.writeConf(t, "xvr")
 	return cn
 }

@@ -347,10 +347,5 @@ func BenchmarkKubeAdd3If(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	slices.Sort(lat)
-	ms := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))]) / 1e6 }
-	b.ReportMetric(ms(0.50), "p50-ms")
-	b.ReportMetric(ms(0.99), "p99-ms")
-	b.ReportMetric(ms(1), "max-ms")
-	b.ReportMetric(0, "ns/op")
+	reportLatency(b, lat)
 }

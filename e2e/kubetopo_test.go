@@ -194,15 +194,8 @@ func (kc *kubeCluster) addNode(t testing.TB, i int) *kubeNode {
 	}
 	kn.fwd = n.ns.ForwardTCP(t, kc.api)
 	fabric, _ := kc.ov.fabricLink(t, n.ns, "xkf", kn.ip)
-	n.proc = n.ns.Start(t, bin("xvrd"), "-socket", n.socket, "-db", filepath.Join(dir, "xvrd.db"),
-		"-mac", nodeMACs[i], "-reconcile", "500ms", "-fabric-if", fabric, "-node-ip", kn.ip,
+	kn.cniNode = startCNINode(t, n, "-mac", nodeMACs[i], "-fabric-if", fabric, "-node-ip", kn.ip,
 		"-kubeconfig", kc.nodeCfg, "-node-name", kn.name, "-metrics-addr", "")
-	cn := &cniNode{node: n, c: api.NewClient(n.socket)}
-	t.Cleanup(cn.c.Close)
-	cn.waitAPI(t)
-	cn.cfg = libcni.NewCNIConfigWithCacheDir([]string{cniPath(t)}, filepath.Join(dir, "cache"), nil)
-	cn.list = cn.writeConf(t, "xvr")
-	kn.cniNode = cn
 	return kn
 }
 

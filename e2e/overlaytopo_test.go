@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containernetworking/cni/libcni"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/pcapgo"
 
@@ -117,16 +116,8 @@ func (o *overlayTopo) newNode(t *testing.T, i int) *overlayNode {
 	n := &node{t: t, ns: nettest.NewNS(t, "xon"), dir: dir, socket: filepath.Join(dir, "xvrd.sock")}
 	on := &overlayNode{ip: nodeIPs[i]}
 	on.fabric, on.port = o.fabricLink(t, n.ns, "xfb", on.ip)
-	args := append([]string{bin("xvrd"), "-socket", n.socket, "-db", filepath.Join(dir, "xvrd.db"),
-		"-mac", nodeMACs[i], "-reconcile", "500ms", "-default-cidr", nodeDefCIDRs[i],
-		"-fabric-if", on.fabric, "-node-ip", on.ip, "-encap", o.encap}, o.extra...)
-	n.proc = n.ns.Start(t, args...)
-	cn := &cniNode{node: n, c: api.NewClient(n.socket)}
-	t.Cleanup(cn.c.Close)
-	cn.waitAPI(t)
-	cn.cfg = libcni.NewCNIConfigWithCacheDir([]string{cniPath(t)}, filepath.Join(dir, "cache"), nil)
-	cn.list = cn.writeConf(t, "xvr")
-	on.cniNode = cn
+	on.cniNode = startCNINode(t, n, append([]string{"-mac", nodeMACs[i], "-default-cidr", nodeDefCIDRs[i],
+		"-fabric-if", on.fabric, "-node-ip", on.ip, "-encap", o.encap}, o.extra...)...)
 	return on
 }
 

@@ -112,10 +112,7 @@ func (n *Node) Release(c agent.AddressClaim) {
 	n.mu.Lock()
 	n.pending[name] = claimKey{port: c.Port.ID, node: n.cfg.Name}
 	n.mu.Unlock()
-	select {
-	case n.relKick <- struct{}{}:
-	default:
-	}
+	n.schedRelease()
 }
 
 func (n *Node) isPending(name string) bool {
