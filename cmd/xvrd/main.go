@@ -84,7 +84,7 @@ func main() {
 	flag.StringVar(&o.encap, "encap", "MPLSoUDP,VXLAN", "encapsulation priority towards other nodes")
 	flag.IntVar(&o.flows, "flows", flowtable.DefaultCapacity, "flow table size (flows; 256 B each)")
 	flag.StringVar(&o.snatGW, "snat-gw", "", "where fabric-SNAT traffic leaves (default the node's default gateway)")
-	flag.StringVar(&o.defCIDR, "default-cidr", "198.19.0.0/16", "CIDR of the cluster default pod network (default/"+api.DefaultNetworkName+", every pod's eth0); empty: none")
+	flag.StringVar(&o.defCIDR, "default-cidr", "198.19.0.0/16", "CIDR of the cluster default pod network (default/"+api.DefaultNetworkName+", every pod's eth0) standalone; with -kubeconfig the controller's -default-cidr is used; empty: none")
 	flag.StringVar(&o.kubecfg, "kubeconfig", "", "kubeconfig of the cluster: networks, addresses and remote pods come from its API server (empty: standalone)")
 	flag.StringVar(&o.nodeName, "node-name", "", "this node's name in the cluster (default the host name)")
 	flag.StringVar(&o.metrics, "metrics-addr", "127.0.0.1:9470", "where /metrics (Prometheus) and /healthz are served; empty: not served")
