@@ -59,8 +59,8 @@ soak: deps build
 test-unit:
 	$(GO) test -short -count=1 ./...
 
-# xvr against Linux routing, bridge and kernel VXLAN on the same topology
-# (docs/bench.md); bench-quick is the ~2 min version.
+# xvr against Linux routing, bridge, OVS AF_XDP and kernel VXLAN on the same
+# topology (docs/bench.md); bench-quick is the ~3 min version.
 bench: deps build
 	bin/xvr-bench -o bench-out
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 2s ./vrouter/... ./bench/... ./encap ./flowtable

@@ -8,11 +8,13 @@ import (
 )
 
 // WriteMarkdown writes r as a Markdown section: header facts, the
-// throughput/latency/CPU table, TCP, skipped datapaths and the method.
+// throughput/latency/CPU table, the targets against peers, TCP, skipped
+// datapaths and the method.
 func (r *Report) WriteMarkdown(w io.Writer) error {
 	b := bufio.NewWriter(w)
 	r.mdHeader(b)
 	r.mdTable(b)
+	r.mdStandings(b)
 	r.mdTCP(b)
 	r.mdSkipped(b)
 	r.mdMethod(b)

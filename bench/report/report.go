@@ -22,6 +22,9 @@ type Report struct {
 	Method    []string   `json:"method"`
 	Baseline  string     `json:"baseline"` // the datapath ratios are against
 	Datapaths []Datapath `json:"datapaths"`
+	// Targets are the benchmark's goals as measured in this run
+	// (Standings of Goals; the Markdown computes them afresh).
+	Targets []Standing `json:"targets,omitempty"`
 }
 
 // Datapath is one datapath's results, or why it has none.

@@ -136,3 +136,40 @@ func TestWriteDir(t *testing.T) {
 		}
 	}
 }
+
+func TestStandings(t *testing.T) {
+	r := sample()
+	r.Datapaths[0].Rows[0].OverloadPPS = 900e3
+	r.Datapaths[1].Rows[0].OverloadPPS = 300e3
+	r.Datapaths = append(r.Datapaths, Datapath{Name: "ovs-afxdp", Rows: []Row{{Size: "64", ZeroLossPPS: 100e3, OverloadPPS: 450e3}}})
+	st := r.Standings(Goals)
+	want := []Standing{
+		{Goal{"xvr", "linux-routing", 2}, "64", 0.8, 3},
+		{Goal{"xvr", "linux-routing", 2}, "IMIX", 1.2, 0},
+		{Goal{"xvr", "ovs-afxdp", 2}, "64", 4, 2},
+	}
+	if len(st) != len(want) {
+		t.Fatalf("standings %+v, want %+v", st, want)
+	}
+	for i := range want {
+		if st[i] != want[i] {
+			t.Errorf("standing %d = %+v, want %+v", i, st[i], want[i])
+		}
+	}
+	if st[0].Met() || st[1].Met() || !st[2].Met() {
+		t.Errorf("met: %v %v %v, want false false true", st[0].Met(), st[1].Met(), st[2].Met())
+	}
+	var b bytes.Buffer
+	if err := r.WriteMarkdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{
+		"| xvr ≥ 2× linux-routing | 64 | 0.80× | 3.00× | no |",
+		"| xvr ≥ 2× linux-routing | IMIX | 1.20× | — | no |",
+		"| xvr ≥ 2× ovs-afxdp | 64 | 4.00× | 2.00× | yes |",
+	} {
+		if !strings.Contains(b.String(), line) {
+			t.Errorf("markdown lacks %q:\n%s", line, b.String())
+		}
+	}
+}

@@ -1,12 +1,14 @@
 // Package topo builds and tears down the whole-path benchmark topologies of
 // xvr-bench: two "pods" (network namespaces) joined through one datapath —
-// xvrd, Linux routing, a Linux bridge, kernel VXLAN between two node
-// namespaces, or two xvrds on two node namespaces joined by a veth fabric
-// (MPLSoUDP, VXLAN or native fabric forwarding) — with the same live-frames generator (bench/gen) on pod a's
-// eth0 and the same counting sink on pod b's eth0 for every datapath.
+// xvrd, Linux routing, a Linux bridge, Open vSwitch's userspace datapath
+// with AF_XDP ports, kernel VXLAN between two node namespaces, or two xvrds
+// on two node namespaces joined by a veth fabric (MPLSoUDP, VXLAN or native
+// fabric forwarding) — with the same live-frames generator (bench/gen) on
+// pod a's eth0 and the same counting sink on pod b's eth0 for every
+// datapath.
 //
 // It is for xvr-bench and root tests; it is not for the daemon. It runs
-// commands (ip, sysctl, ethtool, taskset) and needs root.
+// commands (ip, sysctl, ethtool, taskset, ovs-*) and needs root.
 //
 // Lifecycle traps:
 //   - Every namespace and link gets a unique name (prefix, pid, counter;
@@ -23,5 +25,10 @@
 //     the pid is xvrd's) in its own process group and killed by that pid.
 //     Across nodes there are two xvrds, both under the one forwarder CPU;
 //     Topology.ForwarderCPU sums their CPU time.
+//   - OVS (ovsdb-server, ovs-vswitchd) is started the same way, with its
+//     own database, sockets and logs in a temporary directory (OVS_RUNDIR
+//     and friends point there, and every ovs-* command names its socket),
+//     never a system instance; Close deletes the bridge, stops both by pid
+//     and removes the directory.
 //   - Addresses are from 198.18.0.0/15 only.
 package topo

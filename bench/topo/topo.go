@@ -30,7 +30,7 @@ const (
 )
 
 // Kinds lists every datapath in report order.
-var Kinds = []Kind{XVR, LinuxRouting, LinuxBridge, KernelVXLAN, XVRMPLSoUDP, XVRVXLAN, XVRFabric, OVSAFXDP}
+var Kinds = []Kind{XVR, LinuxRouting, LinuxBridge, OVSAFXDP, KernelVXLAN, XVRMPLSoUDP, XVRVXLAN, XVRFabric}
 
 // AcrossNodes reports whether k is an xvr datapath between two nodes.
 func (k Kind) AcrossNodes() bool {
@@ -53,8 +53,15 @@ type Options struct {
 	// taskset, kernel datapaths get RPS on the ingress host veth steering
 	// their receive processing there. Negative: no pinning.
 	ForwarderCPU int
-	// Log receives xvrd's output; nil discards it.
+	// Log receives the output of xvrd (and of OVS's daemons); nil
+	// discards it.
 	Log io.Writer
+	// OVSPortType forces the type of OVSAFXDP's ports (OVSPortAFXDP or
+	// OVSPortSystem); "" takes afxdp when the installed OVS supports it.
+	OVSPortType string
+	// XvrdArgs are extra flags for every xvrd (for example "-fill", "1024");
+	// they come after the topology's own, so they win.
+	XvrdArgs []string
 }
 
 // Endpoint is a pod: a namespace with IfName (eth0) attached to a node
@@ -79,6 +86,11 @@ type Topology struct {
 	Forwarder *Xvrd
 	// Forwarders are all the topology's xvrds (both nodes' across nodes).
 	Forwarders []*Xvrd
+	// OVS is the Open vSwitch instance of OVSAFXDP (nil otherwise).
+	OVS *OVS
+	// Label names the datapath in the report when it is not Kind: OVS
+	// with AF_PACKET ports where the build lacks AF_XDP.
+	Label string
 	// Notes says how the datapath is set up (for the report).
 	Notes string
 
@@ -114,7 +126,7 @@ func (t *Topology) build(o Options) error {
 	case XVRMPLSoUDP, XVRVXLAN, XVRFabric:
 		return t.buildOverlay(o)
 	case OVSAFXDP:
-		return buildOVS()
+		return t.buildOVS(o)
 	}
 	return fmt.Errorf("unknown datapath %q", t.Kind)
 }
@@ -125,12 +137,19 @@ func (t *Topology) Close() error {
 	return t.u.run()
 }
 
-// ForwarderCPU returns the CPU time of all the topology's xvrds (0 for
-// kernel datapaths).
+// ForwarderCPU returns the CPU time of all the topology's xvrds, or of
+// ovs-vswitchd (0 for kernel datapaths).
 func (t *Topology) ForwarderCPU() (time.Duration, error) {
-	var sum time.Duration
+	procs := make([]*daemon, 0, len(t.Forwarders)+1)
 	for _, x := range t.Forwarders {
-		d, err := x.CPUTime()
+		procs = append(procs, x.daemon)
+	}
+	if t.OVS != nil && t.OVS.vswitchd != nil {
+		procs = append(procs, t.OVS.vswitchd)
+	}
+	var sum time.Duration
+	for _, p := range procs {
+		d, err := p.CPUTime()
 		if err != nil {
 			return 0, err
 		}

@@ -1,9 +1,7 @@
 package topo
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -11,10 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // VrouterMAC is the MAC xvrd answers ARP for its gateways with.
@@ -37,11 +32,10 @@ spec:
 
 // Xvrd is an xvrd that Build started in the node namespace.
 type Xvrd struct {
-	cmd    *exec.Cmd
+	*daemon
 	dir    string
 	bin    string
 	socket string
-	log    string
 }
 
 // buildXVR: xvrd in a node namespace forwards between two ports of one VN,
@@ -102,39 +96,18 @@ func startXvrd(ns *NS, o Options, u *undo, extra ...string) (*Xvrd, error) {
 		return nil, fmt.Errorf("xvrd dir: %w", err)
 	}
 	u.push(func() error { return os.RemoveAll(dir) })
-	x := &Xvrd{dir: dir, bin: o.BinDir, socket: filepath.Join(dir, "xvrd.sock"), log: filepath.Join(dir, "xvrd.log")}
+	x := &Xvrd{dir: dir, bin: o.BinDir, socket: filepath.Join(dir, "xvrd.sock")}
 	argv := append([]string{"ip"}, ns.ExecArgs(filepath.Join(o.BinDir, "xvrd"), "-socket", x.socket,
 		"-db", filepath.Join(dir, "xvrd.db"), "-reconcile", "500ms")...)
-	argv = append(argv, extra...)
+	argv = append(append(argv, extra...), o.XvrdArgs...)
 	if o.ForwarderCPU >= 0 {
 		argv = append([]string{"taskset", "-c", strconv.Itoa(o.ForwarderCPU)}, argv...)
 	}
-	if err := x.start(argv, o.Log); err != nil {
+	if x.daemon, err = startDaemon("xvrd", argv, nil, filepath.Join(dir, "xvrd.log"), o.Log); err != nil {
 		return nil, err
 	}
 	u.push(x.stop)
 	return x, x.waitReady()
-}
-
-// start execs argv; taskset and `ip netns exec` exec in place, so the pid
-// is xvrd's. It leads its own process group.
-func (x *Xvrd) start(argv []string, log io.Writer) error {
-	logf, err := os.Create(x.log)
-	if err != nil {
-		return fmt.Errorf("xvrd log: %w", err)
-	}
-	defer logf.Close() // the child has its own descriptor
-	x.cmd = exec.Command(argv[0], argv[1:]...)
-	x.cmd.Stdout, x.cmd.Stderr = logf, logf
-	if log != nil {
-		w := io.MultiWriter(logf, log)
-		x.cmd.Stdout, x.cmd.Stderr = w, w
-	}
-	x.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := x.cmd.Start(); err != nil {
-		return fmt.Errorf("start xvrd: %w", err)
-	}
-	return nil
 }
 
 func (x *Xvrd) waitReady() error {
@@ -150,9 +123,6 @@ func (x *Xvrd) waitReady() error {
 	return fmt.Errorf("xvrd did not serve within 15s:\n%s", x.LogTail())
 }
 
-// Pid is xvrd's process id.
-func (x *Xvrd) Pid() int { return x.cmd.Process.Pid }
-
 // Ctl runs xvrctl against this xvrd.
 func (x *Xvrd) Ctl(args ...string) (string, error) {
 	argv := append([]string{"--socket", x.socket}, args...)
@@ -161,49 +131,4 @@ func (x *Xvrd) Ctl(args ...string) (string, error) {
 		return string(out), fmt.Errorf("xvrctl %s: %w: %s", strings.Join(args, " "), err, out)
 	}
 	return string(out), nil
-}
-
-// LogTail returns the end of xvrd's log.
-func (x *Xvrd) LogTail() string {
-	b, err := os.ReadFile(x.log)
-	if err != nil {
-		return err.Error()
-	}
-	if len(b) > 3000 {
-		b = b[len(b)-3000:]
-	}
-	return string(b)
-}
-
-// stop sends SIGTERM to xvrd's pid (and group), SIGKILL after 5 s. It never
-// signals a reaped pid: exited() does not reap.
-func (x *Xvrd) stop() error {
-	pid := x.cmd.Process.Pid
-	var errs []error
-	if err := unix.Kill(-pid, unix.SIGTERM); err != nil && !errors.Is(err, unix.ESRCH) {
-		errs = append(errs, fmt.Errorf("sigterm xvrd: %w", err))
-	}
-	for deadline := time.Now().Add(5 * time.Second); !x.exited() && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !x.exited() {
-		errs = append(errs, errors.New("xvrd ignored sigterm for 5s"))
-		if err := unix.Kill(-pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
-			errs = append(errs, fmt.Errorf("sigkill xvrd: %w", err))
-		}
-	}
-	_ = x.cmd.Wait() // its exit status after a signal says nothing
-	return errors.Join(errs...)
-}
-
-// exited reports whether xvrd has exited, without reaping it.
-func (x *Xvrd) exited() bool {
-	var info unix.Siginfo
-	err := unix.Waitid(unix.P_PID, x.cmd.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT|unix.WNOHANG, nil)
-	return err != nil || info.Signo != 0
-}
-
-// CPUTime returns xvrd's user plus system CPU time (all threads).
-func (x *Xvrd) CPUTime() (time.Duration, error) {
-	return ProcCPU(x.cmd.Process.Pid)
 }

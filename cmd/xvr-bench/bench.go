@@ -38,6 +38,7 @@ func bench(c config, log io.Writer) error {
 		rep.Datapaths = append(rep.Datapaths, runDatapath(c, k, deadline, p))
 	}
 	rep.FillRatios(string(topo.LinuxRouting))
+	rep.Targets = rep.Standings(report.Goals)
 	if err := rep.WriteDir(c.out); err != nil {
 		return err
 	}
@@ -59,7 +60,8 @@ func pinning(c *config, rep *report.Report, p progress) int {
 		return -1
 	}
 	rep.Pinning = fmt.Sprintf("generator (xvr-bench, all threads) on CPU %d; forwarder on CPU %d "+
-		"(xvrd under taskset; kernel datapaths: RPS of the ingress host veth); ping and iperf3 unpinned", c.genCPU, c.fwdCPU)
+		"(xvrd under taskset; kernel datapaths: RPS of the ingress host veth; OVS: its PMD thread by pmd-cpu-mask, "+
+		"its other threads and ovsdb-server on all CPUs); ping and iperf3 unpinned", c.genCPU, c.fwdCPU)
 	return c.fwdCPU
 }
 
@@ -70,7 +72,7 @@ func method(c config) []string {
 		fmt.Sprintf("Pacing: the generator has no rate control; every %v the frames due since the trial began go out as one burst (at most 4 slices' worth), so the average rate is exact over a trial but the load is bursty: frames within a burst leave back to back at the generator's speed (one live-frames run costs ~20 ms of fixed set-up/tear-down here, so finer slices cannot be kept).", rfc2544.Slice),
 		"Gbit/s counts frame bytes on the veth (no FCS, preamble or gap). IMIX is 7:4:1 of 64/576/1500-byte frames, interleaved in exact proportion.",
 		fmt.Sprintf("Latency: RTT of %d ICMP echoes (ping -i 0.001, 84-byte IP) from pod a to pod b through the datapath, while the generator offers %.0f %% of the zero-loss rate of that frame size.", c.pings, c.loadFrac*100),
-		"CPU ns/pkt: busy time of the whole machine (/proc/stat user+nice+system+irq+softirq, generator included) and its softirq part, and the forwarder process's utime+stime (/proc/PID/stat, xvr only), over the best passing trial, per delivered frame; 10 ms tick resolution.",
+		"CPU ns/pkt: busy time of the whole machine (/proc/stat user+nice+system+irq+softirq, generator included) and its softirq part, and the forwarder process's utime+stime (/proc/PID/stat: xvrd, or ovs-vswitchd, whose PMD thread polls without sleeping), over the best passing trial, per delivered frame; 10 ms tick resolution.",
 		"TCP: one iperf3 stream, pod a to pod b.",
 	}
 }
@@ -83,7 +85,7 @@ func runDatapath(c config, k topo.Kind, deadline time.Time, p progress) report.D
 		return d
 	}
 	p.printf("%s: building topology", k)
-	t, err := topo.Build(k, topo.Options{BinDir: c.binDir, ForwarderCPU: c.fwdCPU})
+	t, err := topo.Build(k, topo.Options{BinDir: c.binDir, ForwarderCPU: c.fwdCPU, XvrdArgs: c.xvrdArgs})
 	if errors.Is(err, topo.ErrSkipped) {
 		d.Skipped = skipReason(err)
 		p.printf("%s skipped: %s", k, d.Skipped)
@@ -95,6 +97,10 @@ func runDatapath(c config, k topo.Kind, deadline time.Time, p progress) report.D
 		return d
 	}
 	d.Notes = t.Notes
+	if t.Label != "" {
+		d.Name = t.Label
+		p.printf("%s: built as %s: %s", k, t.Label, t.Notes)
+	}
 	measure(c, t, &d, deadline, p)
 	if err := t.Close(); err != nil {
 		d.Error = errors.Join(errors.New(d.Error), fmt.Errorf("tear-down: %w", err)).Error()

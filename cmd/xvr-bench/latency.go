@@ -20,8 +20,8 @@ var rttRe = regexp.MustCompile(`time=([0-9.]+) ms`)
 // latency pings B from A (count probes, 1 ms apart) while the generator
 // offers load frames/s of the mix, and summarises the RTTs.
 func (r *runner) latency(load float64, count int) (*report.Latency, error) {
-	if _, err := r.ping(3, 5*time.Second); err != nil { // resolve neighbours first
-		return nil, fmt.Errorf("warm-up ping: %w", err)
+	if err := r.warmPing(); err != nil {
+		return nil, err
 	}
 	d := time.Duration(count)*time.Millisecond + 2*time.Second
 	loadErr := make(chan error, 1)
@@ -40,6 +40,19 @@ func (r *runner) latency(load float64, count int) (*report.Latency, error) {
 	l := summarize(parseRTTs(out), count)
 	l.LoadPPS = load
 	return l, nil
+}
+
+// warmPing resolves the neighbours of the path with 3 pings, tried up to 3
+// times: one ARP request lost right after an overload trial (the kernel
+// retries it only after 1 s) would otherwise fail the whole size.
+func (r *runner) warmPing() error {
+	var err error
+	for try := 0; try < 3; try++ {
+		if _, err = r.ping(3, 5*time.Second); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("warm-up ping, 3 tries: %w", err)
 }
 
 // ping runs ping in A's namespace on all CPUs; its exit status is non-zero

@@ -1,10 +1,11 @@
 // Command xvr-bench builds whole-path benchmark topologies in network
 // namespaces (xvr on one node and across two nodes over MPLSoUDP, VXLAN and
-// fabric forwarding, Linux routing, Linux bridge, kernel VXLAN; Open vSwitch
-// AF_XDP when installed), drives the same live-frames generator through
-// each, and writes a report (Markdown, JSON, SVG chart) of zero-loss
-// throughput (RFC 2544), latency under load, CPU per packet and TCP
-// throughput. It needs root. See docs/bench.md.
+// fabric forwarding, Linux routing, Linux bridge, kernel VXLAN; Open
+// vSwitch's userspace datapath with AF_XDP ports when installed), drives the
+// same live-frames generator through each, and writes a report (Markdown,
+// JSON, SVG chart) of zero-loss throughput (RFC 2544), latency under load,
+// CPU per packet, TCP throughput and the targets against peers. It needs
+// root. See docs/bench.md.
 package main
 
 import (
@@ -37,6 +38,7 @@ type config struct {
 	fwdCPU     int
 	budget     time.Duration
 	command    string
+	xvrdArgs   []string // extra xvrd flags
 	// overlay64 runs the across-node xvr datapaths at 64 B only (quick
 	// mode with the default sizes, to stay under 3 minutes).
 	overlay64 bool
@@ -62,7 +64,7 @@ func parseFlags(args []string, log io.Writer) (config, error) {
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	fs.SetOutput(log)
 	var c config
-	var dps, sizes string
+	var dps, sizes, xvrdFlags string
 	var tcp bool
 	fs.StringVar(&c.out, "o", "bench-out", "output directory for report.md, report.json, chart.svg")
 	fs.BoolVar(&c.quick, "quick", false, "quick mode (< 3 min): sizes 64 and IMIX (across-node xvr: 64 only), short trials, 5 % resolution")
@@ -74,10 +76,12 @@ func parseFlags(args []string, log io.Writer) (config, error) {
 	fs.BoolVar(&tcp, "tcp", true, "measure TCP throughput with iperf3")
 	fs.IntVar(&c.genCPU, "gen-cpu", 0, "CPU of the generator (and of xvr-bench)")
 	fs.IntVar(&c.fwdCPU, "fwd-cpu", 1, "CPU of the forwarder (xvrd via taskset; kernel datapaths via RPS); -1: no pinning")
+	fs.StringVar(&xvrdFlags, "xvrd-flags", "", "extra flags for every xvrd, space-separated (e.g. \"-fill 1024 -frames 16384\")")
 	if err := fs.Parse(args[1:]); err != nil {
 		return c, err
 	}
 	c.command = strings.Join(args, " ")
+	c.xvrdArgs = strings.Fields(xvrdFlags)
 	c.applyMode(tcp)
 	var err error
 	if c.datapaths, err = parseKinds(dps); err != nil {
@@ -107,7 +111,9 @@ func (c *config) applyMode(tcp bool) {
 	if c.quick {
 		c.trial, c.resolution, c.maxTrials, c.pings, c.tcpTime, c.budget = 500*time.Millisecond, 0.05, 8, 300, 2*time.Second, 170*time.Second
 	} else {
-		c.trial, c.resolution, c.maxTrials, c.pings, c.tcpTime, c.budget = 2*time.Second, 0.01, 14, 2000, 5*time.Second, 19*time.Minute
+		// About 90 s per datapath: eight datapaths leave `make bench` (build,
+		// this, then the go benchmarks) under 20 minutes on 2 CPUs.
+		c.trial, c.resolution, c.maxTrials, c.pings, c.tcpTime, c.budget = time.Second, 0.01, 12, 2000, 5*time.Second, 14*time.Minute
 	}
 	if !tcp {
 		c.tcpTime = 0

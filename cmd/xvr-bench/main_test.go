@@ -28,8 +28,12 @@ func TestParseFlags(t *testing.T) {
 		}
 	}
 	full, _ := parseFlags([]string{"x"}, os.Stderr)
-	if len(full.mixes) != 4 || full.maxTrials <= c.maxTrials || full.datapaths[0] != topo.XVR {
+	if len(full.mixes) != 4 || full.maxTrials <= c.maxTrials || full.datapaths[0] != topo.XVR || len(full.xvrdArgs) != 0 {
 		t.Fatalf("full mode %+v", full)
+	}
+	x, err := parseFlags([]string{"x", "--xvrd-flags", " -fill 1024  -frames 16384 "}, os.Stderr)
+	if err != nil || strings.Join(x.xvrdArgs, ",") != "-fill,1024,-frames,16384" {
+		t.Fatalf("xvrd flags %q: %v", x.xvrdArgs, err)
 	}
 }
 

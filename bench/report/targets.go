@@ -1,0 +1,89 @@
+package report
+
+import (
+	"bufio"
+	"fmt"
+)
+
+// Goal is one of the benchmark issue's targets: Datapath at least Want
+// times Peer at the same frame size.
+type Goal struct {
+	Datapath, Peer string
+	Want           float64
+}
+
+// Goals are the targets the report checks: same-node xvr against Linux
+// routing and OVS AF_XDP (2×), xvr across nodes against kernel VXLAN (3×).
+var Goals = []Goal{
+	{"xvr", "linux-routing", 2}, {"xvr", "ovs-afxdp", 2},
+	{"xvr-mplsoudp", "kernel-vxlan", 3}, {"xvr-vxlan", "kernel-vxlan", 3}, {"xvr-fabric", "kernel-vxlan", 3},
+}
+
+// Standing is how one datapath compares with a peer at one frame size in
+// this run, on both throughput figures.
+type Standing struct {
+	Goal
+	Size string `json:"size"`
+	// ZeroLoss and Overload are Datapath's rate over Peer's: RFC 2544
+	// zero-loss rates, and rates delivered under overload (0: a rate is 0).
+	ZeroLoss float64 `json:"zero_loss"`
+	Overload float64 `json:"overload"`
+}
+
+// Met reports whether both ratios reach Want.
+func (s Standing) Met() bool { return s.ZeroLoss >= s.Want && s.Overload >= s.Want }
+
+// Standings compares every goal's datapath with its peer at each frame size
+// both measured in this run.
+func (r *Report) Standings(goals []Goal) []Standing {
+	rows := map[string]map[string]Row{}
+	for _, d := range r.Datapaths {
+		rows[d.Name] = map[string]Row{}
+		for _, row := range d.Rows {
+			rows[d.Name][row.Size] = row
+		}
+	}
+	var out []Standing
+	for _, g := range goals {
+		for _, d := range r.Datapaths {
+			if d.Name != g.Datapath {
+				continue
+			}
+			for _, row := range d.Rows {
+				peer, ok := rows[g.Peer][row.Size]
+				if !ok {
+					continue
+				}
+				out = append(out, Standing{Goal: g, Size: row.Size,
+					ZeroLoss: div(row.ZeroLossPPS, peer.ZeroLossPPS), Overload: div(row.OverloadPPS, peer.OverloadPPS)})
+			}
+		}
+	}
+	return out
+}
+
+func div(a, b float64) float64 {
+	if a <= 0 || b <= 0 {
+		return 0
+	}
+	return a / b
+}
+
+// mdStandings writes the goals table: each ratio in this run, and whether
+// the target is met.
+func (r *Report) mdStandings(b *bufio.Writer) {
+	st := r.Standings(Goals)
+	if len(st) == 0 {
+		return
+	}
+	b.WriteString("| target | frame | zero-loss ratio | overload ratio | met |\n|---|---|---|---|---|\n")
+	for _, s := range st {
+		met := "no"
+		if s.Met() {
+			met = "yes"
+		}
+		fmt.Fprintf(b, "| %s ≥ %g× %s | %s | %s | %s | %s |\n", s.Datapath, s.Want, s.Peer, s.Size,
+			ratio(s.ZeroLoss), ratio(s.Overload), met)
+	}
+	b.WriteString("\n")
+}
