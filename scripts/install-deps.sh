@@ -25,6 +25,14 @@ if ((${#need[@]})); then
 	fi
 	echo "install-deps: installing ${need[*]}"
 	export DEBIAN_FRONTEND=noninteractive
+	# The tests start their own etcd and OVS daemons; keep the packages from
+	# starting system ones (policy-rc.d exit 101: "action forbidden"),
+	# unless the machine already has a policy of its own.
+	if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod 0755 /usr/sbin/policy-rc.d
+		trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+	fi
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
