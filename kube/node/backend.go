@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 
 	corev1 "k8s.io/api/core/v1"
@@ -107,6 +106,3 @@ func kubeError(err error, what string) error {
 }
 
 var _ api.Backend = (*Backend)(nil)
-
-// String names the wrapper in logs.
-func (b *Backend) String() string { return fmt.Sprintf("kube backend for node %s", b.n.cfg.Name) }

@@ -38,11 +38,10 @@ type Config struct {
 // Node is the Kubernetes side of one xvrd. Make it with New, give it to the
 // agent as its Addresses, then Run it with the agent as backend.
 type Node struct {
-	cfg    Config
-	log    *slog.Logger
-	c      client.Client // direct: writes and live reads
-	cache  cache.Cache
-	cached client.Reader
+	cfg   Config
+	log   *slog.Logger
+	c     client.Client // direct: writes and live reads
+	cache cache.Cache   // reads: VNs, InstanceIPs, Nodes
 
 	b      api.Backend // set by Run
 	kick   chan struct{}
@@ -97,7 +96,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kube node: cache: %w", err)
 	}
-	return &Node{cfg: cfg, log: cfg.Log.With("component", "kube"), c: c, cache: ca, cached: ca,
+	return &Node{cfg: cfg, log: cfg.Log.With("component", "kube"), c: c, cache: ca,
 		kick: make(chan struct{}, 1), synced: make(chan struct{}), relKick: make(chan struct{}, 1),
 		taken: map[string]string{}, pending: map[string]claimKey{}}, nil
 }

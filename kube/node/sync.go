@@ -20,15 +20,15 @@ func (n *Node) sync(ctx context.Context) {
 	var vns v1alpha1.VirtualNetworkList
 	var ips v1alpha1.InstanceIPList
 	var nodes corev1.NodeList
-	if err := n.cached.List(ctx, &vns); err != nil {
+	if err := n.cache.List(ctx, &vns); err != nil {
 		n.log.Error("listing virtual networks from the cache", "err", err)
 		return
 	}
-	if err := n.cached.List(ctx, &ips); err != nil {
+	if err := n.cache.List(ctx, &ips); err != nil {
 		n.log.Error("listing instance ips from the cache", "err", err)
 		return
 	}
-	if err := n.cached.List(ctx, &nodes); err != nil {
+	if err := n.cache.List(ctx, &nodes); err != nil {
 		n.log.Error("listing nodes from the cache", "err", err)
 		return
 	}
