@@ -31,18 +31,20 @@ func cmdGC(args *skel.CmdArgs) error {
 		for _, a := range conf.ValidAttachments {
 			valid[a.ContainerID] = true
 		}
-		removed, err := gcPorts(ctx, c, conf.ValidAttachments, valid)
+		removed, held, err := gcPorts(ctx, c, conf.ValidAttachments, valid)
 		if err != nil {
 			return err
 		}
-		return gcVeths(conf.HostNetns, valid, removed)
+		return gcVeths(conf.HostNetns, valid, removed, held)
 	})
 }
 
-func gcPorts(ctx context.Context, c *api.Client, given []types.GCAttachment, valid map[string]bool) ([]string, error) {
+// gcPorts has xvrd delete the ports of invalid sandboxes; it returns their
+// IDs and the host devices of the ports that stay.
+func gcPorts(ctx context.Context, c *api.Client, given []types.GCAttachment, valid map[string]bool) (removed []string, held map[string]bool, err error) {
 	ports, err := c.ListPorts(ctx)
 	if err != nil {
-		return nil, apiError(err, "listing ports")
+		return nil, nil, apiError(err, "listing ports")
 	}
 	req := api.GCRequest{ValidAttachments: []api.Attachment{}}
 	for _, a := range given {
@@ -55,14 +57,25 @@ func gcPorts(ctx context.Context, c *api.Client, given []types.GCAttachment, val
 	}
 	res, err := c.GC(ctx, req)
 	if err != nil {
-		return nil, apiError(err, "gc")
+		return nil, nil, apiError(err, "gc")
 	}
-	return res.Removed, nil
+	gone := map[string]bool{}
+	for _, id := range res.Removed {
+		gone[id] = true
+	}
+	held = map[string]bool{}
+	for _, p := range ports {
+		if !gone[p.ID] {
+			held[p.HostIfName] = true
+		}
+	}
+	return res.Removed, held, nil
 }
 
-// gcVeths deletes the host veths of removed ports and every own veth whose
-// sandbox is not valid.
-func gcVeths(hostNetns string, valid map[string]bool, removed []string) error {
+// gcVeths deletes the host veths of removed ports, every own veth whose
+// sandbox is not valid, and every own-named veth without an alias (an ADD
+// killed between creating and aliasing it) that no port holds.
+func gcVeths(hostNetns string, valid map[string]bool, removed []string, held map[string]bool) error {
 	host, err := openHostSide(hostNetns)
 	if err != nil {
 		return fmt.Errorf("gc: %w", err)
@@ -79,7 +92,7 @@ func gcVeths(hostNetns string, valid map[string]bool, removed []string) error {
 		return err
 	}
 	for _, l := range own {
-		if !valid[l.containerID] {
+		if l.containerID == "" && !held[l.name] || l.containerID != "" && !valid[l.containerID] {
 			names[l.name] = true
 		}
 	}

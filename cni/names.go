@@ -28,6 +28,20 @@ const maxAlias = 255
 
 // ownAlias reports whether a host link named name with alias alias is one
 // the plugin made, and returns its sandbox and interface.
+// ownName reports whether name has the shape of HostIfName's: the prefix
+// and 11 lowercase hex digits.
+func ownName(name string) bool {
+	if len(name) != len(hostIfPrefix)+11 || !strings.HasPrefix(name, hostIfPrefix) {
+		return false
+	}
+	for _, c := range name[len(hostIfPrefix):] {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 func ownAlias(name, alias string) (containerID, ifname string, ok bool) {
 	if !strings.HasPrefix(name, hostIfPrefix) {
 		return "", "", false

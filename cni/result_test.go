@@ -114,6 +114,14 @@ func TestHostIfName(t *testing.T) {
 	if _, _, ok := ownAlias("eth0", "0123456789abcdef/eth1"); ok {
 		t.Fatal("a foreign name was claimed")
 	}
+	if !ownName(n) {
+		t.Fatalf("ownName(%q) false", n)
+	}
+	for _, name := range []string{"eth0", "xvr", "xvr0123456789a", "xvrABCDEF01234", "xvr0123456789abc", "xvrbr0"} {
+		if ownName(name) != (name == "xvr0123456789a") {
+			t.Fatalf("ownName(%q) = %v", name, ownName(name))
+		}
+	}
 }
 
 func mustMAC(s string) net.HardwareAddr {
