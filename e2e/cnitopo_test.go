@@ -85,7 +85,7 @@ func startCNINode(t testing.TB, n *node, flags ...string) *cniNode {
 	cn := &cniNode{node: n, c: api.NewClient(n.socket)}
 	t.Cleanup(cn.c.Close)
 	cn.waitAPI(t)
-	cn.cfg = libcni.NewCNIConfigWithCacheDir([]string{cniPath(t)}, filepath.Join(n.dir, "cache"), nil)
+	cn.cfg = cn.newCNIConfig(t)
 	cn.list = cn.writeConf(t, "xvr")
 	return cn
 }
@@ -176,9 +176,22 @@ func (cn *cniNode) setPod(t testing.TB, namespace, name, annotation string) {
 // add runs ADD for the sandbox and registers its DEL for cleanup.
 func (cn *cniNode) add(t testing.TB, p *cniPod) error {
 	t.Helper()
+	return cn.addWith(t, cn.cfg, p)
+}
+
+// newCNIConfig is a runtime's CNI config of its own: libcni's CNIConfig
+// sets itself up on first use and is not safe for concurrent first use, so
+// concurrent ADDs each take one, as runtimes running in parallel would.
+func (cn *cniNode) newCNIConfig(t testing.TB) *libcni.CNIConfig {
+	return libcni.NewCNIConfigWithCacheDir([]string{cniPath(t)}, filepath.Join(cn.dir, "cache"), nil)
+}
+
+// addWith is add through cfg.
+func (cn *cniNode) addWith(t testing.TB, cfg *libcni.CNIConfig, p *cniPod) error {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	r, err := cn.cfg.AddNetworkList(ctx, cn.list, p.rt)
+	r, err := cfg.AddNetworkList(ctx, cn.list, p.rt)
 	if err != nil {
 		return err
 	}

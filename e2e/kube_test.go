@@ -223,21 +223,22 @@ func TestKubeConcurrentPods(t *testing.T) {
 		objs[i] = kc.pod(t, "default", fmt.Sprintf("many-%03d", i), kc.nodes[i%2], "vn-left-1")
 	}
 	sandboxes := make([]*cniPod, pods)
+	for i, p := range objs {
+		sandboxes[i] = kc.nodes[i%2].sandbox(t, p.Namespace, p.Name)
+		sandboxes[i].rt = kubeRuntimeConf(sandboxes[i].ns.Name, p)
+	}
 	errs := make([]error, pods)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16) // what kubelets on two nodes run at once
 	start := time.Now()
-	for i, p := range objs {
+	for i := range objs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			n := kc.nodes[i%2]
-			s := n.sandbox(t, p.Namespace, p.Name)
-			s.rt = kubeRuntimeConf(s.ns.Name, p)
-			errs[i] = n.add(t, s)
-			sandboxes[i] = s
+			errs[i] = n.addWith(t, n.newCNIConfig(t), sandboxes[i])
 		}()
 	}
 	wg.Wait()
