@@ -393,6 +393,7 @@ func TestPollerRun(t *testing.T) {
 
 	start := time.Now()
 	for range 20 { // one frame at a time: each must wake the poller from poll(2)
+		waitFillable(t, r.sock(1)) // the poller refills after it sends
 		r.inject(t, 1, f)
 		waitSent(t, r.sock(2), 1)
 	}
@@ -439,6 +440,18 @@ func do(t *testing.T, p *Poller, fn func() error) {
 }
 
 // waitSent waits (at most 5 s) for n frames out of s.
+// waitFillable waits (at most 5 s) until the socket's fill queue has a chunk.
+func waitFillable(t *testing.T, s *xdptest.Socket) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		if s.Fillable() > 0 {
+			return
+		}
+		time.Sleep(20 * time.Microsecond)
+	}
+	t.Fatal("the fill queue stayed empty for 5 s")
+}
+
 func waitSent(t *testing.T, s *xdptest.Socket, n int) {
 	t.Helper()
 	got := 0

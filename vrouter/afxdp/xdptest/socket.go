@@ -270,6 +270,14 @@ func (s *Socket) Lent() int {
 	return s.fill.len() + s.rx.len() + s.tx.len() + s.comp.len()
 }
 
+// Fillable is how many chunks the fill queue holds: how many frames Inject
+// can take before it counts RxFillRingEmptyDescs.
+func (s *Socket) Fillable() int {
+	s.u.mu.Lock()
+	defer s.u.mu.Unlock()
+	return s.fill.len()
+}
+
 // Stats returns the socket's counters; the kernel's are those Inject and
 // Transmit count.
 func (s *Socket) Stats() (afxdp.Stats, error) {
