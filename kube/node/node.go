@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/xvr-project/xvr/kube/v1alpha1"
+	"github.com/xvr-project/xvr/vrouter/agent"
 	"github.com/xvr-project/xvr/vrouter/api"
 )
 
@@ -43,7 +44,7 @@ type Node struct {
 	c     client.Client // direct: writes and live reads
 	cache cache.Cache   // reads: VNs, InstanceIPs, Nodes
 
-	b      api.Backend // set by Run
+	b      Agent // set by Run
 	kick   chan struct{}
 	synced chan struct{}
 
@@ -54,6 +55,13 @@ type Node struct {
 }
 
 type claimKey struct{ port, node string }
+
+// Agent is what the node drives: the local API's backend and the claims
+// its ports hold (vrouter/agent.Agent).
+type Agent interface {
+	api.Backend
+	Claims() []agent.AddressClaim
+}
 
 // Scheme is what the node's clients know: core types and xvr.io/v1alpha1.
 func Scheme() (*runtime.Scheme, error) {
@@ -104,7 +112,7 @@ func New(cfg Config) (*Node, error) {
 // Run serves b until ctx ends: it starts the cache, then syncs on every
 // change and every Resync, and retries pending releases. It returns when
 // ctx is done, or early if the cache cannot be set up.
-func (n *Node) Run(ctx context.Context, b api.Backend) error {
+func (n *Node) Run(ctx context.Context, b Agent) error {
 	n.b = b
 	if err := n.watchRetry(ctx); err != nil {
 		return err

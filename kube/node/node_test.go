@@ -55,14 +55,15 @@ func (f *fakeAgent) Status(ctx context.Context) api.Status {
 	return st
 }
 
-// ListNetworks gives every network this node's label 17, as the agent
-// gives each its own.
-func (f *fakeAgent) ListNetworks(ctx context.Context) []api.Network {
-	nets := f.Backend.ListNetworks(ctx)
-	for i := range nets {
-		nets[i].Label = 17
+// Claims is what the agent's ports hold, each with this node's label 17.
+func (f *fakeAgent) Claims() []agent.AddressClaim {
+	var out []agent.AddressClaim
+	for _, p := range f.ListPorts(context.Background()) {
+		if ip, err := netip.ParseAddr(p.IP); err == nil {
+			out = append(out, agent.AddressClaim{Network: p.Network, IP: ip, Label: 17, Port: p})
+		}
 	}
-	return nets
+	return out
 }
 
 func (f *fakeAgent) ApplyRoute(_ context.Context, r api.Route) (api.Route, error) {

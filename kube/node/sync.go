@@ -8,7 +8,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/xvr-project/xvr/kube/v1alpha1"
-	"github.com/xvr-project/xvr/vrouter/agent"
 	"github.com/xvr-project/xvr/vrouter/api"
 )
 
@@ -78,26 +77,17 @@ func (n *Node) syncNetworks(ctx context.Context, vns []v1alpha1.VirtualNetwork) 
 // node whose port is gone (a DEL while the API server was unreachable, a
 // crash between claim and store) is deleted; a port without one gets it.
 //
-// The claims were listed before the ports are: a claim made by an ApplyPort
-// still running is then in the list only if that ApplyPort holds the
-// agent's lock, and ListPorts waits for it, so its port is seen.
+// The claims were listed before the ports' are: a claim made by an
+// ApplyPort still running is then in the list only if that ApplyPort holds
+// the agent's lock, and Claims waits for it, so its port is seen.
 func (n *Node) syncClaims(ctx context.Context, ips []v1alpha1.InstanceIP) {
-	ports := n.b.ListPorts(ctx)
-	nets := map[string]api.Network{}
-	for _, nw := range n.b.ListNetworks(ctx) {
-		nets[nw.Key()] = nw
-	}
 	local := map[string]bool{} // InstanceIP names of the local ports
-	for _, p := range ports {
-		c, ok := claimOfPort(p, nets)
-		if !ok {
-			continue
-		}
+	for _, c := range n.b.Claims() {
 		name := v1alpha1.InstanceIPName(c.Network, c.IP)
 		local[name] = true
 		if !n.isClaimed(name) && !n.isPending(name) {
 			if err := n.Claim(ctx, c); err != nil {
-				n.log.Error("port without its instance ip could not claim it", "port", p.ID, "ip", p.IP, "err", err)
+				n.log.Error("port without its instance ip could not claim it", "port", c.Port.ID, "ip", c.IP, "err", err)
 			}
 		}
 	}
@@ -126,25 +116,6 @@ func (n *Node) isClaimed(name string) bool {
 	defer n.mu.Unlock()
 	_, ok := n.taken[name]
 	return ok
-}
-
-// claimOfPort is the claim a local port holds: its address in the VN that
-// owns the address space (a reference's target).
-func claimOfPort(p api.Port, nets map[string]api.Network) (agent.AddressClaim, bool) {
-	nw, ok := nets[p.Network]
-	ip, err := netip.ParseAddr(p.IP)
-	if !ok || err != nil {
-		return agent.AddressClaim{}, false
-	}
-	owner := nw.Key()
-	if nw.Ref != nil {
-		for _, t := range nets {
-			if t.Ref == nil && t.VNName == nw.Ref.Name && t.Project == nw.Ref.Project {
-				owner = t.Key()
-			}
-		}
-	}
-	return agent.AddressClaim{Network: owner, IP: ip, Label: nets[owner].Label, Port: p}, true
 }
 
 // syncRoutes programs a route to every pod address on another live node,

@@ -83,6 +83,19 @@ func (a *Agent) claim(ctx context.Context, p *port, auto bool) error {
 		p.spec.ID, p.net.vn().spec.Key(), maxClaimTries)
 }
 
+// Claims lists the claim every port holds (kube/node keeps the cluster's
+// InstanceIPs in line with them). It waits for a change in progress, so a
+// claim made by an ApplyPort that is still running is listed.
+func (a *Agent) Claims() []AddressClaim {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]AddressClaim, 0, len(a.ports))
+	for _, p := range a.ports {
+		out = append(out, a.claimOf(p))
+	}
+	return out
+}
+
 // release gives p's claim up (a no-op standalone).
 func (a *Agent) release(p *port) {
 	if a.cfg.Addresses != nil {

@@ -177,3 +177,24 @@ func TestLearnedRouteYieldsToLocalPort(t *testing.T) {
 		}
 	}
 }
+
+// TestClaimsOfPorts: a port on a reference network claims in its target's
+// address space, with the target's label.
+func TestClaimsOfPorts(t *testing.T) {
+	r, _ := newBookRig(t)
+	ref := api.Network{Namespace: "other", Name: "left-ref",
+		Ref: &api.NetworkRef{Domain: "default-domain", Project: "k8s-default", Name: "k8s-vn-left-1-pod-network"}}
+	if _, err := r.a.ApplyNetwork(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.a.ApplyPort(ctx, cniPort("c1", "eth1", "other/left-ref", "veth-a", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, _ := r.a.GetNetwork(ctx, "default", "vn-left-1")
+	cs := r.a.Claims()
+	if len(cs) != 1 || cs[0].Network != "default/vn-left-1" || cs[0].IP.String() != p.IP || cs[0].Label != target.Label ||
+		cs[0].Port.ID != "c1/eth1" || cs[0].Port.Network != "other/left-ref" {
+		t.Fatalf("claims %+v, want the port's address in default/vn-left-1 with label %d", cs, target.Label)
+	}
+}
