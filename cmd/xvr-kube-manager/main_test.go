@@ -35,13 +35,7 @@ import (
 	"github.com/xvr-project/xvr/nad"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := kubetest.Shutdown(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { kubetest.Main(m, nil) }
 
 var deployDir = filepath.Join("..", "..", "deploy")
 

@@ -31,15 +31,12 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if stopManager != nil {
-		stopManager()
-		<-managerDone
-	}
-	if err := kubetest.Shutdown(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	}
-	os.Exit(code)
+	kubetest.Main(m, func() {
+		if stopManager != nil {
+			stopManager()
+			<-managerDone
+		}
+	})
 }
 
 // testDefaultCIDR is the default network the in-process controller owns.

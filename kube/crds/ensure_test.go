@@ -2,8 +2,6 @@ package crds_test
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -20,13 +18,7 @@ import (
 	"github.com/xvr-project/xvr/kube/v1alpha1"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := kubetest.Shutdown(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { kubetest.Main(m, nil) }
 
 func newClient(t *testing.T, cfg *rest.Config) client.Client {
 	t.Helper()

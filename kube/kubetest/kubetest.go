@@ -169,6 +169,21 @@ func Require(t testing.TB) *Env {
 	return shared
 }
 
+// Main is a TestMain for packages that use Require: it runs the tests, then
+// before (if any: what must stop before the API server does), then stops
+// the shared Env; a failure to stop fails the run.
+func Main(m *testing.M, before func()) {
+	code := m.Run()
+	if before != nil {
+		before()
+	}
+	if err := Shutdown(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
 // Shutdown stops the shared Env if Require started one.
 func Shutdown() error {
 	if shared == nil {

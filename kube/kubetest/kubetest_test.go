@@ -2,7 +2,6 @@ package kubetest
 
 import (
 	"context"
-	"os"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -11,14 +10,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := Shutdown(); err != nil {
-		os.Stderr.WriteString(err.Error() + "\n")
-		code = 1
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { Main(m, nil) }
 
 // TestControlPlane creates and reads back an object through the admin
 // config and through the kubeconfig file binaries get.

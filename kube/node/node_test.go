@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -27,14 +26,7 @@ import (
 	"github.com/xvr-project/xvr/vrouter/api/apitest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := kubetest.Shutdown(); err != nil {
-		os.Stderr.WriteString(err.Error() + "\n")
-		code = 1
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { kubetest.Main(m, nil) }
 
 // fakeAgent is the agent's API with a fabric node IP and a route table
 // that takes tunnel routes (apitest's does not).
