@@ -166,7 +166,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	if fab != nil && fab.Flows != nil {
 		go ageFlows(pctx, fab.Flows)
 	}
-	kn, err := kubeNode(o, log)
+	kn, err := kubeNode(o, fab, log)
 	if err != nil {
 		return err
 	}
@@ -211,7 +211,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 }
 
 // kubeNode is xvrd's Kubernetes side when -kubeconfig is given (nil otherwise).
-func kubeNode(o options, log *slog.Logger) (*node.Node, error) {
+func kubeNode(o options, fab *agent.FabricConfig, log *slog.Logger) (*node.Node, error) {
 	if o.kubecfg == "" {
 		return nil, nil
 	}
@@ -225,7 +225,11 @@ func kubeNode(o options, log *slog.Logger) (*node.Node, error) {
 			return nil, fmt.Errorf("-node-name not given and no host name: %w", err)
 		}
 	}
-	return node.New(node.Config{Rest: rc, Name: strings.ToLower(name), Log: log})
+	cfg := node.Config{Rest: rc, Name: strings.ToLower(name), Log: log}
+	if fab != nil {
+		cfg.NodeIP = fab.NodeIP.String()
+	}
+	return node.New(cfg)
 }
 
 func serve(ctx context.Context, o options, ag *agent.Agent, backend api.Backend, op *ops, log *slog.Logger) error {

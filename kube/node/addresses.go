@@ -19,7 +19,7 @@ func (n *Node) instanceIP(c agent.AddressClaim) *v1alpha1.InstanceIP {
 		ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.InstanceIPName(c.Network, c.IP), Labels: map[string]string{
 			v1alpha1.LabelNode: n.cfg.Name, v1alpha1.LabelNetwork: v1alpha1.NetworkLabel(c.Network)}},
 		Spec: v1alpha1.InstanceIPSpec{Network: c.Network, Attachment: c.Port.Network, IP: c.IP.String(),
-			MAC: c.Port.MAC, Node: n.cfg.Name, NodeIP: n.nodeIP(), Label: c.Label, Port: c.Port.ID},
+			MAC: c.Port.MAC, Node: n.cfg.Name, NodeIP: n.cfg.NodeIP, Label: c.Label, Port: c.Port.ID},
 	}
 	if p := c.Port.Pod; p != nil {
 		o.Spec.Pod = &v1alpha1.PodRef{Namespace: p.Namespace, Name: p.Name, UID: p.UID}
@@ -28,14 +28,6 @@ func (n *Node) instanceIP(c agent.AddressClaim) *v1alpha1.InstanceIP {
 		}
 	}
 	return o
-}
-
-// nodeIP is the fabric address other nodes tunnel to ("" without a fabric).
-func (n *Node) nodeIP() string {
-	if n.b == nil {
-		return ""
-	}
-	return n.b.Status(context.Background()).NodeIP
 }
 
 // Claim implements agent.Addresses: it creates the address's InstanceIP.

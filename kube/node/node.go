@@ -28,6 +28,9 @@ type Config struct {
 	Rest *rest.Config
 	// Name is this node's name, as its Node object and pods' spec.nodeName have it.
 	Name string
+	// NodeIP is the node's fabric address, which other nodes tunnel to
+	// (xvrd -node-ip); empty without a fabric: no routes to other nodes.
+	NodeIP string
 	// Log defaults to slog.Default().
 	Log *slog.Logger
 	// Resync is how often a full sync runs even without changes (default 30 s).

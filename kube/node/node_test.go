@@ -28,23 +28,16 @@ import (
 
 func TestMain(m *testing.M) { kubetest.Main(m, nil) }
 
-// fakeAgent is the agent's API with a fabric node IP and a route table
+// fakeAgent is the agent's API with its claims and a route table
 // that takes tunnel routes (apitest's does not).
 type fakeAgent struct {
 	*apitest.Backend
-	nodeIP string
 	mu     sync.Mutex
 	routes map[string]api.Route
 }
 
-func newFakeAgent(nodeIP string) *fakeAgent {
-	return &fakeAgent{Backend: apitest.NewBackend(), nodeIP: nodeIP, routes: map[string]api.Route{}}
-}
-
-func (f *fakeAgent) Status(ctx context.Context) api.Status {
-	st := f.Backend.Status(ctx)
-	st.NodeIP = f.nodeIP
-	return st
+func newFakeAgent() *fakeAgent {
+	return &fakeAgent{Backend: apitest.NewBackend(), routes: map[string]api.Route{}}
 }
 
 // Claims is what the agent's ports hold, each with this node's label 17.
@@ -106,11 +99,11 @@ func setup(t *testing.T, name, nodeIP string) (*Node, *fakeAgent, client.Client)
 		t.Fatal(err)
 	}
 	ensureCRDs(t, env)
-	n, err := New(Config{Rest: env.Config, Name: name, Resync: time.Second, Log: slog.New(slog.DiscardHandler)})
+	n, err := New(Config{Rest: env.Config, Name: name, NodeIP: nodeIP, Resync: time.Second, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fa := newFakeAgent(nodeIP)
+	fa := newFakeAgent()
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx, fa) }()
 	t.Cleanup(func() {

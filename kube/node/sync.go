@@ -122,7 +122,7 @@ func (n *Node) isClaimed(name string) bool {
 // and removes the learned routes nothing calls for any more. Without a
 // fabric there is nowhere to route to.
 func (n *Node) syncRoutes(ctx context.Context, vns []v1alpha1.VirtualNetwork, ips []v1alpha1.InstanceIP, nodes []corev1.Node) {
-	if n.nodeIP() == "" {
+	if n.cfg.NodeIP == "" {
 		return
 	}
 	want := desiredRoutes(n.cfg.Name, vns, ips, nodes)
