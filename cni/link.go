@@ -9,6 +9,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/xvr-project/xvr/internal/ethtool"
 )
 
 // hostSide makes and removes the host ends of pod veths in one netns.
@@ -202,7 +204,7 @@ func configureIf(h *netlink.Handle, pi podIf) error {
 	if err := h.LinkSetHardwareAddr(l, pi.mac); err != nil {
 		return fmt.Errorf("setting mac %s on %s: %w", pi.mac, pi.name, err)
 	}
-	if err := txChecksumOff(pi.name); err != nil {
+	if err := ethtool.TxChecksumOff(pi.name); err != nil {
 		return err
 	}
 	if err := h.AddrReplace(l, &netlink.Addr{IPNet: ipNet(pi.addr)}); err != nil {

@@ -60,6 +60,7 @@ type cniNode struct {
 	c    *api.Client
 	cfg  *libcni.CNIConfig
 	list *libcni.NetworkConfigList
+	args []string // xvrd's command line
 }
 
 // newCNINode starts xvrd (with the default network defaultCIDR and extra
@@ -82,7 +83,7 @@ func startCNINode(t testing.TB, n *node, flags ...string) *cniNode {
 	args := append([]string{bin("xvrd"), "-socket", n.socket, "-db", filepath.Join(n.dir, "xvrd.db"),
 		"-reconcile", "500ms"}, flags...)
 	n.proc = n.ns.Start(t, args...)
-	cn := &cniNode{node: n, c: api.NewClient(n.socket)}
+	cn := &cniNode{node: n, c: api.NewClient(n.socket), args: args}
 	t.Cleanup(cn.c.Close)
 	cn.waitAPI(t)
 	cn.cfg = cn.newCNIConfig(t)

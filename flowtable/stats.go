@@ -41,3 +41,7 @@ func (t *Table) Stats() Stats {
 	}
 	return s
 }
+
+// Len is the number of flows in the table now: one atomic load, cheap
+// enough for the data path to skip lookups while the table is empty.
+func (t *Table) Len() int { return int(t.live.Load()) }

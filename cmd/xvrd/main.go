@@ -33,6 +33,7 @@ import (
 	"github.com/xvr-project/xvr/vrouter/agent"
 	"github.com/xvr-project/xvr/vrouter/api"
 	"github.com/xvr-project/xvr/vrouter/dataplane"
+	"github.com/xvr-project/xvr/vrouter/hostif"
 	"github.com/xvr-project/xvr/vrouter/metrics"
 	"github.com/xvr-project/xvr/vrouter/store"
 	"github.com/xvr-project/xvr/vrouter/xdpprog"
@@ -65,6 +66,10 @@ type options struct {
 	metrics   string
 	kubecfg   string
 	nodeName  string
+	hostIf    string
+	hostPeer  string
+	hostMasq  bool
+	uninstall bool
 }
 
 func main() {
@@ -88,12 +93,23 @@ func main() {
 	flag.StringVar(&o.kubecfg, "kubeconfig", "", "kubeconfig of the cluster: networks, addresses and remote pods come from its API server (empty: standalone)")
 	flag.StringVar(&o.nodeName, "node-name", "", "this node's name in the cluster (default the host name)")
 	flag.StringVar(&o.metrics, "metrics-addr", "127.0.0.1:9470", "where /metrics (Prometheus) and /healthz are served; empty: not served")
+	flag.StringVar(&o.hostIf, "host-if", hostif.DefaultName, "the node's host interface (the kernel's end of a veth pair on the default network: the node reaches pods, pods reach Services, the node and the outside); empty: none")
+	flag.StringVar(&o.hostPeer, "host-peer", hostif.DefaultPeer, "xvr's end of the host interface's veth pair")
+	flag.BoolVar(&o.hostMasq, "host-masquerade", true, "masquerade pods of the default network leaving the node (iptables) to the node's address")
+	flag.BoolVar(&o.uninstall, "uninstall", false, "remove the host interface, its routes and the masquerade rule, then exit")
 	flag.Parse()
 	level := slog.LevelInfo
 	if o.debug {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if o.uninstall {
+		if err := uninstall(o); err != nil {
+			log.Error("uninstall failed", "err", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, o, log); err != nil {
@@ -207,7 +223,9 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
-	return serve(ctx, o, ag, backend, op, log)
+	host := newHostIf(o, mac, log)
+	host.keep(ctx, ag, cfg.DefaultNetwork)
+	return serve(ctx, o, ag, backend, op, func(ctx context.Context) { host.keep(ctx, ag, cfg.DefaultNetwork) }, log)
 }
 
 // kubeNode is xvrd's Kubernetes side when -kubeconfig is given (nil otherwise).
@@ -232,7 +250,9 @@ func kubeNode(o options, fab *agent.FabricConfig, log *slog.Logger) (*node.Node,
 	return node.New(cfg)
 }
 
-func serve(ctx context.Context, o options, ag *agent.Agent, backend api.Backend, op *ops, log *slog.Logger) error {
+// serve runs the API until ctx ends; every -reconcile it retries ports and
+// runs keep.
+func serve(ctx context.Context, o options, ag *agent.Agent, backend api.Backend, op *ops, keep func(context.Context), log *slog.Logger) error {
 	ln, err := api.Listen(o.socket)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", o.socket, err)
@@ -268,6 +288,7 @@ func serve(ctx context.Context, o options, ag *agent.Agent, backend api.Backend,
 			return nil
 		case <-tick.C:
 			ag.Reconcile(ctx)
+			keep(ctx)
 		}
 	}
 }

@@ -35,6 +35,9 @@ func (a *Agent) publish() {
 		s.Vifs[vif] = dataplane.Vif{Valid: true, VRF: p.net.vn().spec.VRF, MAC: p.mac, IP: p.ip.As4()}
 		s.NextHops[nh] = dataplane.NextHop{Type: dataplane.NHEncap, Vif: vif, DstMAC: p.mac}
 	}
+	if h := a.ports[HostPortID]; h != nil {
+		s.Host = dataplane.Host{Valid: true, Vif: h.spec.Vif, NH: h.nh, VRF: h.net.vn().spec.VRF, IP: h.ip.As4()}
+	}
 	s.VNIs = map[uint32]uint32{}
 	for _, n := range a.nets {
 		if n.target == nil {

@@ -91,6 +91,9 @@ func (a *Agent) loadPorts(ports []api.Port) {
 		a.ports[in.ID] = p
 		a.setRoute(p.net.vn(), netip.PrefixFrom(p.ip, 32), p.nh)
 	}
+	if h := a.ports[HostPortID]; h != nil {
+		a.rebuildTable(h.net.vn())
+	}
 }
 
 func (a *Agent) loadRoutes(routes []api.Route) {

@@ -21,6 +21,13 @@ import (
 // retried by Reconcile. Re-applying an unchanged port reopens it when its
 // device is not the one its sockets are on (see refreshPort).
 func (a *Agent) ApplyPort(ctx context.Context, in api.Port) (api.Port, error) {
+	if in.ID == HostPortID {
+		return api.Port{}, api.BadRequest("port id %q is reserved for the node's host interface", in.ID)
+	}
+	return a.applyPort(ctx, in)
+}
+
+func (a *Agent) applyPort(ctx context.Context, in api.Port) (api.Port, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	old := a.ports[in.ID]
@@ -71,6 +78,9 @@ func (a *Agent) installPort(ctx context.Context, old, p *port) {
 	a.dropLearned(p.net.vn(), netip.PrefixFrom(p.ip, 32))
 	a.setRoute(p.net.vn(), netip.PrefixFrom(p.ip, 32), p.nh)
 	a.repointStatic(p.spec.ID)
+	if p.spec.ID == HostPortID {
+		a.rebuildTable(p.net.vn()) // its default route
+	}
 	a.publish()
 	a.openPort(ctx, p)
 	a.cfg.Log.Info("port applied", "port", p.spec.ID, "vif", p.spec.Vif, "dev", p.spec.HostIfName,
@@ -140,6 +150,8 @@ func (a *Agent) portIP(in api.Port, vn *network) (netip.Addr, error) {
 // allocIP returns the lowest host address of vn that no port holds, skipping
 // the network, broadcast, gateway and DNS addresses, those in skip and those
 // the cluster's address book says other nodes hold.
+// The host port takes the highest free one instead, so that it does not
+// shift the addresses pods get.
 func (a *Agent) allocIP(id string, vn *network, skip map[netip.Addr]bool) (netip.Addr, error) {
 	used := map[netip.Addr]bool{vn.gw: true, vn.dns: true}
 	for ip := range skip {
@@ -150,10 +162,20 @@ func (a *Agent) allocIP(id string, vn *network, skip map[netip.Addr]bool) (netip
 			used[q.ip] = true
 		}
 	}
-	last := lastAddr(vn.prefix)
+	first, last := vn.prefix.Addr().Next(), lastAddr(vn.prefix)
 	key := vn.spec.Key()
-	for ip := vn.prefix.Addr().Next(); ip.IsValid() && ip.Less(last); ip = ip.Next() {
-		if !used[ip] && (a.cfg.Addresses == nil || !a.cfg.Addresses.Taken(key, ip)) {
+	free := func(ip netip.Addr) bool {
+		return !used[ip] && (a.cfg.Addresses == nil || !a.cfg.Addresses.Taken(key, ip))
+	}
+	if id == HostPortID {
+		for ip := last.Prev(); ip.IsValid() && !ip.Less(first); ip = ip.Prev() {
+			if free(ip) {
+				return ip, nil
+			}
+		}
+	}
+	for ip := first; ip.IsValid() && ip.Less(last); ip = ip.Next() {
+		if free(ip) {
 			return ip, nil
 		}
 	}
@@ -318,6 +340,13 @@ func (a *Agent) closePort(ctx context.Context, p *port) {
 
 // DeletePort detaches and forgets a port.
 func (a *Agent) DeletePort(ctx context.Context, id string) error {
+	if id == HostPortID {
+		return api.Conflict("port %q is the node's host interface: xvrd -uninstall removes it", id)
+	}
+	return a.deletePort(ctx, id)
+}
+
+func (a *Agent) deletePort(ctx context.Context, id string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	p := a.ports[id]
@@ -334,6 +363,9 @@ func (a *Agent) DeletePort(ctx context.Context, id string) error {
 	a.nhs.release(p.nh)
 	a.delRoute(p.net.vn(), netip.PrefixFrom(p.ip, 32))
 	a.repointStatic(id)
+	if id == HostPortID {
+		a.rebuildTable(p.net.vn())
+	}
 	a.publish()
 	a.cfg.Log.Info("port deleted", "port", id, "vif", p.spec.Vif)
 	return nil

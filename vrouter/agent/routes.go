@@ -220,6 +220,9 @@ func (a *Agent) rebuildTable(vn *network) {
 	if vn.spec.FabricSNAT && a.fab != nil && a.fab.cfg.Flows != nil {
 		want[netip.PrefixFrom(netip.IPv4Unspecified(), 0)] = a.fab.snatNH // static routes may override it
 	}
+	if h := a.ports[HostPortID]; h != nil && h.net.vn() == vn {
+		want[netip.PrefixFrom(netip.IPv4Unspecified(), 0)] = h.nh // to the node's kernel, before fabric SNAT
+	}
 	for _, r := range a.routes {
 		if a.nets[r.Network].vn() == vn {
 			want[netip.MustParsePrefix(r.Prefix)] = a.staticNH(r)

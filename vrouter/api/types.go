@@ -219,6 +219,7 @@ const (
 	NextHopFabric  = "fabric" // to another node natively (ip_fabric_forwarding VNs)
 
 	VifVirtual = "virtual"
+	VifHost    = "host" // the node's host interface (xvr-host's peer)
 )
 
 // Vif is one forwarder interface with its live counters (TF's `vif --list`).

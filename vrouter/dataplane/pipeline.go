@@ -117,6 +117,9 @@ func (p *Pipeline) ipv4(c *batchCtx, d *afxdp.Desc, f []byte) Verdict {
 	if !packet.IsUnicast(h.Dst) || h.Dst == [4]byte{255, 255, 255, 255} {
 		return Verdict{Reason: NonUnicastIP}
 	}
+	if c.in == c.s.Host.Vif && c.s.Host.Valid {
+		p.noteFromHost(c, f)
+	}
 	id, ok := c.view.Lookup(h.Dst)
 	if !ok {
 		return Verdict{Reason: NoRoute}
@@ -129,7 +132,7 @@ func (p *Pipeline) ipv4(c *batchCtx, d *afxdp.Desc, f []byte) Verdict {
 	case NHReceive:
 		return p.receive(c, f)
 	case NHEncap:
-		return p.toVif(c, d, f, nh)
+		return p.toVif(c, d, f, p.hostReturn(c, c.vrf, f, nh))
 	case NHTunnel:
 		return p.toTunnel(c, d, f, nh)
 	case NHFabric:
@@ -165,6 +168,9 @@ func (p *Pipeline) receive(c *batchCtx, f []byte) Verdict {
 func (p *Pipeline) toVif(c *batchCtx, d *afxdp.Desc, f []byte, nh *NextHop) Verdict {
 	if c.s.vif(nh.Vif) == nil {
 		return Verdict{Reason: InvalidNextHop}
+	}
+	if nh.Vif == c.in && c.s.Host.Valid && c.in == c.s.Host.Vif {
+		return Verdict{Reason: NoRoute} // the kernel's packet for no pod: not back to the kernel
 	}
 	if p.ip.TTL <= 1 {
 		return p.timeExceeded(c, d, f)
@@ -264,6 +270,7 @@ func (p *Pipeline) fabricIn(c *batchCtx, d *afxdp.Desc) Verdict {
 	if nh == nil {
 		return Verdict{Reason: NoRoute} // no transit through this node
 	}
+	nh = p.hostReturn(c, vrf, f, nh)
 	packet.SetMACs(f, nh.DstMAC, c.s.MAC)
 	d.Addr, d.Len = base+uint64(off), uint32(n)
 	return Verdict{Vif: nh.Vif}

@@ -101,6 +101,21 @@ type Snapshot struct {
 	// without a fabric.
 	Flows *flowtable.Table
 	SNAT  *flowtable.SNAT
+	// Host is the node's host interface, the kernel's way to its pods.
+	Host Host
+}
+
+// Host is the node's host interface as the pipeline sees it: a vif on the
+// cluster default network whose other end is the node's kernel (xvr-host).
+// The default network's 0.0.0.0/0 points at it, so pod traffic to Services,
+// the node and the outside goes through the node's kernel (kube-proxy,
+// masquerade), and the kernel reaches pods through it.
+type Host struct {
+	Valid bool
+	Vif   uint32
+	NH    uint32  // the next hop that delivers to the kernel
+	VRF   uint32  // the default network's VRF
+	IP    [4]byte // the kernel end's address in that network
 }
 
 // fabricVRF is the fabric-forwarded VRF whose subnet holds a, or nil.

@@ -1,4 +1,10 @@
-package cni
+// Package ethtool holds the one ethtool ioctl xvr needs: turning transmit
+// checksum offload off on a device (`ethtool -K dev tx off`), so that the
+// kernel sends complete checksums into an XDP path, which does not finish
+// CHECKSUM_PARTIAL packets.
+//
+// Importers: cni (pod ends of veths), vrouter/hostif (the host interface).
+package ethtool
 
 import (
 	"fmt"
@@ -8,8 +14,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ethtoolValue is struct ethtool_value.
-type ethtoolValue struct {
+// value is struct ethtool_value.
+type value struct {
 	cmd  uint32
 	data uint32
 }
@@ -21,16 +27,15 @@ type ifreqData struct {
 	_    [24 - unsafe.Sizeof(uintptr(0))]byte
 }
 
-// txChecksumOff turns transmit checksum offload off on dev in the calling
-// thread's netns (`ethtool -K dev tx off`), so the kernel sends complete
-// checksums: an XDP path does not finish CHECKSUM_PARTIAL packets.
-func txChecksumOff(dev string) error {
+// TxChecksumOff turns transmit checksum offload off on dev in the calling
+// thread's netns.
+func TxChecksumOff(dev string) error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("ethtool socket: %w", err)
 	}
 	defer unix.Close(fd)
-	v := ethtoolValue{cmd: unix.ETHTOOL_STXCSUM, data: 0}
+	v := value{cmd: unix.ETHTOOL_STXCSUM, data: 0}
 	var ifr ifreqData
 	copy(ifr.name[:unix.IFNAMSIZ-1], dev)
 	ifr.data = unsafe.Pointer(&v)

@@ -1,0 +1,48 @@
+package agent
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/xvr-project/xvr/vrouter/api"
+)
+
+// HostPortID is the port id of the node's host interface. Ids from the API
+// always hold a "/" (container/interface), so it cannot clash with a pod's.
+const HostPortID = "host"
+
+// HostPort is the node's host interface as xvrd made it: a veth pair whose
+// xvr end is a vif like a pod's host veth and whose other end stays in the
+// node's kernel, where it holds an address of the cluster default network.
+type HostPort struct {
+	// IfName is xvr's end (the XDP program and the AF_XDP sockets).
+	IfName string
+	// Peer is the kernel's end; MAC is its address, which xvr sends to.
+	Peer string
+	MAC  string
+}
+
+// ApplyHost attaches the host interface to the cluster default network
+// (idempotent): the kernel end gets an address of that network (the first
+// free one, kept across restarts and claimed cluster-wide like a pod's, so
+// other nodes route it here), and the network's 0.0.0.0/0 goes to it: pod
+// traffic that is not for the network (Services, the node, the outside)
+// reaches the node's kernel. It fails while the default network is unknown
+// (with Kubernetes: until the cluster has served it).
+func (a *Agent) ApplyHost(ctx context.Context, h HostPort) (api.Port, error) {
+	if a.cfg.DefaultNetwork == "" {
+		return api.Port{}, api.Errorf(http.StatusConflict, "host interface: xvrd has no cluster default network")
+	}
+	return a.applyPort(ctx, api.Port{ID: HostPortID, Network: a.cfg.DefaultNetwork, HostIfName: h.IfName,
+		IfName: h.Peer, MAC: h.MAC})
+}
+
+// RemoveHost detaches the host interface and releases its address; the
+// default network's traffic to the outside is dropped again (no_route).
+func (a *Agent) RemoveHost(ctx context.Context) error {
+	err := a.deletePort(ctx, HostPortID)
+	if api.IsNotFound(err) {
+		return nil
+	}
+	return err
+}

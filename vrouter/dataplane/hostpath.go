@@ -1,0 +1,69 @@
+package dataplane
+
+import (
+	"github.com/xvr-project/xvr/flowtable"
+	"github.com/xvr-project/xvr/vrouter/packet"
+)
+
+// The node's kernel forwards some pod packets back into xvr: a pod's packet
+// to a Service's ClusterIP goes to the kernel through the host vif, where
+// kube-proxy rewrites its destination to an endpoint pod and sends it back
+// with the pod's own source address. The endpoint's reply must go back
+// through the same kernel, whose conntrack turns its source into the
+// ClusterIP again; delivered to the client pod directly it would be
+// refused. So a frame from the host vif whose source is a pod of the
+// default network records a flow whose reverse entry sends the reply to the
+// host vif, on this node or after decapsulation when the endpoint is on
+// another node. Other traffic never pays for it: the lookups happen only
+// for default-network packets while the flow table holds flows.
+
+// noteFromHost records, for a TCP or UDP packet the kernel sent with a pod
+// of the default network as its source, the flow whose reply goes back
+// through the kernel. A full table is counted by the table; the packet is
+// forwarded either way.
+func (p *Pipeline) noteFromHost(c *batchCtx, f []byte) {
+	s, h := c.s, &c.s.Host
+	if s.Flows == nil || p.ip.Src == h.IP || !c.vrf.Contains(p.ip.Src) ||
+		(p.ip.Proto != packet.ProtoTCP && p.ip.Proto != packet.ProtoUDP) {
+		return
+	}
+	sport, dport, ok := l4Ports(f[packet.EthLen:], &p.ip, true)
+	if !ok {
+		return
+	}
+	k := flowtable.Key{VRF: h.VRF, Src: p.ip.Src, Dst: p.ip.Dst, SrcPort: sport, DstPort: dport, Proto: p.ip.Proto}
+	if ref, _, hit := s.Flows.Lookup(&k); hit {
+		s.Flows.Account(ref, int(p.ip.TotalLen), p.Now)
+		return
+	}
+	// The forward entry only marks the flow (the packet is routed as
+	// usual); the reverse entry's next hop is the host's.
+	_, _ = s.Flows.Insert(k, flowtable.Action{Kind: flowtable.Forward, NextHop: NHIDDiscard},
+		k.Reverse(), flowtable.Action{Kind: flowtable.Forward, NextHop: h.NH}, p.Now)
+}
+
+// hostReturn is the host vif's next hop when the packet (parsed into p.ip,
+// about to be delivered to a local pod through nh) is the reply of a flow
+// the kernel forwarded (noteFromHost); otherwise nh.
+func (p *Pipeline) hostReturn(c *batchCtx, vrf *VRF, f []byte, nh *NextHop) *NextHop {
+	s, h := c.s, &c.s.Host
+	if !h.Valid || s.Flows == nil || c.in == h.Vif || nh.Vif == h.Vif || vrf != s.vrf(h.VRF) ||
+		(p.ip.Proto != packet.ProtoTCP && p.ip.Proto != packet.ProtoUDP) || s.Flows.Len() == 0 {
+		return nh
+	}
+	sport, dport, ok := l4Ports(f[packet.EthLen:], &p.ip, true)
+	if !ok {
+		return nh
+	}
+	k := flowtable.Key{VRF: h.VRF, Src: p.ip.Src, Dst: p.ip.Dst, SrcPort: sport, DstPort: dport, Proto: p.ip.Proto}
+	ref, act, hit := s.Flows.Lookup(&k)
+	if !hit || act.Kind != flowtable.Forward || act.NextHop != h.NH {
+		return nh
+	}
+	hn := s.nh(h.NH)
+	if hn == nil || hn.Type != NHEncap || s.vif(hn.Vif) == nil {
+		return nh
+	}
+	s.Flows.Account(ref, int(p.ip.TotalLen), p.Now)
+	return hn
+}
