@@ -247,4 +247,3 @@ func (cn *cniNode) restartSame(t testing.TB) {
 	cn.proc = cn.ns.Start(t, cn.args...)
 	cn.waitAPI(t)
 }
-
