@@ -22,6 +22,7 @@ import (
 	"github.com/xvr-project/xvr/cni"
 	"github.com/xvr-project/xvr/internal/nettest"
 	"github.com/xvr-project/xvr/vrouter/api"
+	"github.com/xvr-project/xvr/vrouter/hostif"
 )
 
 // defaultCIDR is the cluster default network of CNI test nodes.
@@ -235,7 +236,8 @@ func (p *cniPod) addr(t testing.TB, ifname string) string {
 	return ""
 }
 
-// ports returns xvrd's ports of the sandbox with container ID cid.
+// ports returns xvrd's ports of the sandbox with container ID cid, or of
+// every sandbox when cid is empty (the host port is no sandbox's).
 func (cn *cniNode) ports(t testing.TB, cid string) []api.Port {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -246,14 +248,15 @@ func (cn *cniNode) ports(t testing.TB, cid string) []api.Port {
 	}
 	var out []api.Port
 	for _, p := range all {
-		if cid == "" || p.ContainerID == cid {
+		if p.ContainerID != "" && (cid == "" || p.ContainerID == cid) {
 			out = append(out, p)
 		}
 	}
 	return out
 }
 
-// hostVeths lists the links named xvr* in the node namespace.
+// hostVeths lists the links named xvr* in the node namespace but xvrd's
+// own host interface pair.
 func (cn *cniNode) hostVeths(t testing.TB) []string {
 	t.Helper()
 	var links []struct {
@@ -264,7 +267,7 @@ func (cn *cniNode) hostVeths(t testing.TB) []string {
 	}
 	var out []string
 	for _, l := range links {
-		if strings.HasPrefix(l.IfName, "xvr") {
+		if strings.HasPrefix(l.IfName, "xvr") && l.IfName != hostif.DefaultName && l.IfName != hostif.DefaultPeer {
 			out = append(out, l.IfName)
 		}
 	}

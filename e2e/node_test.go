@@ -39,7 +39,7 @@ func newNode(t *testing.T) *node {
 func (n *node) start() {
 	n.t.Helper()
 	n.proc = n.ns.Start(n.t, bin("xvrd"), "-socket", n.socket, "-db", filepath.Join(n.dir, "xvrd.db"),
-		"-mac", vrouterMAC, "-reconcile", "500ms")
+		"-mac", vrouterMAC, "-reconcile", "500ms", "-host-if", "") // hand-made pods: no host interface
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		if _, err := n.ctl("status"); err == nil {

@@ -16,7 +16,7 @@ import (
 // first two pods are untouched and still reach each other; once one is
 // deleted, the third pod's retry succeeds and it reaches the other.
 func TestReliabilityTooManyPorts(t *testing.T) {
-	cn := newCNINode(t, "-umems", "1", "-frames", "4096", "-fill", "512")
+	cn := newCNINode(t, "-umems", "1", "-frames", "4096", "-fill", "512", "-host-if", "") // the host port would take two sockets
 	cn.apply(t, twoVNs)
 	a := cn.addPod(t, "default", "full-a", "vn-left-1")
 	b := cn.sandbox(t, "default", "full-b")

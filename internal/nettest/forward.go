@@ -17,7 +17,7 @@ import (
 // (the Kubernetes API server) under the very address its certificate names.
 type Forwarder struct {
 	ln   net.Listener
-	addr string
+	addr string // where it relays to, in the test's namespace
 
 	mu     sync.Mutex
 	conns  map[net.Conn]bool
@@ -29,11 +29,18 @@ type Forwarder struct {
 // outside; it is closed at t.Cleanup (or earlier by Close).
 func (n *NS) ForwardTCP(t testing.TB, addr string) *Forwarder {
 	t.Helper()
-	ln, err := listenIn(n.Name, addr)
+	return n.ForwardTCPTo(t, addr, addr)
+}
+
+// ForwardTCPTo listens on listen inside n and relays to target outside: a
+// server of the test made reachable at an address of a test network.
+func (n *NS) ForwardTCPTo(t testing.TB, listen, target string) *Forwarder {
+	t.Helper()
+	ln, err := listenIn(n.Name, listen)
 	if err != nil {
 		t.Fatalf("nettest: %v", err)
 	}
-	f := &Forwarder{ln: ln, addr: addr, conns: map[net.Conn]bool{}}
+	f := &Forwarder{ln: ln, addr: target, conns: map[net.Conn]bool{}}
 	f.wg.Add(1)
 	go f.accept()
 	t.Cleanup(f.Close)
