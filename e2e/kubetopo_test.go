@@ -69,6 +69,7 @@ type kubeCluster struct {
 	ov              *overlayTopo // the underlay and its fabric links
 	nodes           []*kubeNode
 	api             string // host:port of the API server
+	kcm             *kubetest.ControllerManager // with startNodeNetwork
 }
 
 type kubeNode struct {
@@ -76,6 +77,9 @@ type kubeNode struct {
 	name string
 	ip   string
 	fwd  *nettest.Forwarder
+	// With startNodeNetwork: the host interface's address and kube-proxy.
+	hostIP string
+	proxy  *nettest.Proc
 }
 
 func kubeScheme(t testing.TB) *runtime.Scheme {
@@ -94,8 +98,14 @@ func kubeScheme(t testing.TB) *runtime.Scheme {
 // see startManager).
 func newKubeCluster(t testing.TB, n int) *kubeCluster {
 	t.Helper()
+	return newKubeClusterWith(t, n, kubetest.Options{})
+}
+
+// newKubeClusterWith is newKubeCluster with the control plane's options.
+func newKubeClusterWith(t testing.TB, n int, opts kubetest.Options) *kubeCluster {
+	t.Helper()
 	nettest.RequireRoot(t)
-	env, err := kubetest.Start()
+	env, err := kubetest.StartWith(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +272,13 @@ func (kc *kubeCluster) waitVNReady(t testing.TB, namespace, name string) *v1alph
 // networks annotation, if any.
 func (kc *kubeCluster) pod(t testing.TB, namespace, name string, node *kubeNode, networks string) *corev1.Pod {
 	t.Helper()
-	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
+	return kc.podWith(t, namespace, name, node, networks, nil)
+}
+
+// podWith is pod with labels.
+func (kc *kubeCluster) podWith(t testing.TB, namespace, name string, node *kubeNode, networks string, labels map[string]string) *corev1.Pod {
+	t.Helper()
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Labels: labels},
 		Spec: corev1.PodSpec{NodeName: node.name, Containers: []corev1.Container{{Name: "app", Image: "registry.invalid/none"}}}}
 	if networks != "" {
 		p.Annotations = map[string]string{api.NetworksAnnotation: networks}
@@ -359,14 +375,21 @@ func hasIP(l podLink, ip string) bool {
 	return false
 }
 
-// instanceIPs lists the cluster's InstanceIPs.
+// instanceIPs lists the cluster's InstanceIPs of pods (not those of the
+// nodes' host interfaces).
 func (kc *kubeCluster) instanceIPs(t testing.TB) []v1alpha1.InstanceIP {
 	t.Helper()
 	var l v1alpha1.InstanceIPList
 	if err := kc.c.List(context.Background(), &l); err != nil {
 		t.Fatal(err)
 	}
-	return l.Items
+	var out []v1alpha1.InstanceIP
+	for _, o := range l.Items {
+		if o.Spec.Pod != nil {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // learned lists node n's routes learned from the cluster, by prefix.
