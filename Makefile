@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 CMDS    := $(notdir $(wildcard cmd/*))
 
-.PHONY: all build deps install test test-unit fmt-check vet bench bench-quick demo demo-single-node generate clean fuzz soak kube-apiserver
+.PHONY: all build deps install test test-unit fmt-check vet bench bench-quick demo demo-single-node generate clean fuzz soak kube-bins kube-apiserver
 
 all: build
 
@@ -22,15 +22,19 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-# kube-apiserver for the Kubernetes tests (kube/kubetest), built from the Go
-# module proxy into .cache/kube/bin once; etcd is Debian's (make deps).
-kube-apiserver:
-	./scripts/kube-apiserver.sh
+# The Kubernetes binaries the Kubernetes tests (kube/kubetest) run, built
+# from the Go module proxy into .cache/kube/bin once (scripts/kube-bins.sh):
+# kube-apiserver, kube-controller-manager, kube-proxy (tools/kube) and
+# coredns (tools/coredns); etcd is Debian's (make deps). kube-apiserver is
+# the old name of this target.
+kube-bins:
+	./scripts/kube-bins.sh
+kube-apiserver: kube-bins
 
 # The whole suite: unit, fuzz seeds, root/netns end-to-end tests (Kubernetes
 # ones against a real kube-apiserver + etcd), race detector, and every
 # benchmark once so they keep compiling and running.
-test: deps build kube-apiserver fmt-check vet
+test: deps build kube-bins fmt-check vet
 	$(GO) test -race -count=1 -timeout 45m ./...
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 20m ./...
 	$(MAKE) fuzz

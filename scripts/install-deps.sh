@@ -17,6 +17,12 @@ have timeout || need+=(coreutils)
 have gcc || need+=(gcc)
 have ovs-vswitchd || need+=(openvswitch-switch) # xvr-bench ovs-afxdp; starts its own daemons, never the system one
 [[ -x /usr/bin/etcd ]] || need+=(etcd-server)
+# kube-proxy (kube/kubetest) execs these inside a node namespace: iptables
+# mode iptables-restore/-save (Debian's iptables is the nft backend) and
+# conntrack, nftables mode nft.
+have iptables-restore || need+=(iptables)
+have nft || need+=(nftables)
+have conntrack || need+=(conntrack)
 
 if ((${#need[@]})); then
 	if [[ $(id -u) -ne 0 ]]; then

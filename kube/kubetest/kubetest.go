@@ -1,10 +1,18 @@
 // Package kubetest runs a real Kubernetes control plane for tests: etcd
-// (Debian's etcd-server, /usr/bin/etcd) and kube-apiserver (built from the
-// Go module proxy into <repo>/.cache/kube/bin by `make kube-apiserver`,
-// scripts/kube-apiserver.sh) on 127.0.0.1, through controller-runtime's
-// envtest. There is no scheduler, controller-manager or kubelet: tests
-// create Nodes and bound Pods themselves, as kubelet and the scheduler would
-// have.
+// (Debian's etcd-server, /usr/bin/etcd) and kube-apiserver on 127.0.0.1,
+// through controller-runtime's envtest, and on request the real
+// kube-controller-manager beside it (StartControllerManager). It also
+// writes the configuration of the node-side binaries a test runs itself:
+// kube-proxy (KubeProxyArgs) and CoreDNS (CoreDNSArgs). Every binary but
+// etcd is built from the Go module proxy into <repo>/.cache/kube/bin by
+// `make kube-bins` (scripts/kube-bins.sh).
+//
+// The Service CIDR is ServiceCIDR, so the `kubernetes` Service is
+// KubernetesServiceIP. There is no scheduler or kubelet: tests create Nodes
+// and bound Pods themselves, and set their status as kubelet would.
+// Without StartControllerManager nothing creates ServiceAccounts,
+// EndpointSlices or a Deployment's Pods either; the ServiceAccount
+// admission plugin stays off (as envtest has it), so Pods need no account.
 //
 // Importers: tests only (kube/controller, kube/node, e2e).
 package kubetest
@@ -12,9 +20,11 @@ package kubetest
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -27,65 +37,149 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
-// AssetsEnv overrides the directory that holds kube-apiserver.
+// AssetsEnv overrides the directory that holds the binaries built by
+// scripts/kube-bins.sh.
 const AssetsEnv = "XVR_KUBE_ASSETS"
+
+// The cluster's fixed addressing, from the test range 198.18.0.0/15.
+const (
+	// ServiceCIDR is kube-apiserver's --service-cluster-ip-range.
+	ServiceCIDR = "198.18.96.0/24"
+	// KubernetesServiceIP is the ClusterIP of default/kubernetes, the
+	// first address of ServiceCIDR.
+	KubernetesServiceIP = "198.18.96.1"
+	// ClusterDomain is the DNS domain of Services (CoreDNSArgs).
+	ClusterDomain = "cluster.local"
+)
 
 // Env is one control plane.
 type Env struct {
 	// Config is an admin's (system:masters) client config.
 	Config *rest.Config
 	// Kubeconfig is the path of a kubeconfig file with the same identity,
-	// for binaries (xvrd, xvr-kube-manager).
+	// for binaries (xvrd, xvr-kube-manager, kube-proxy, coredns). Its
+	// server is https://127.0.0.1:SecurePort.
 	Kubeconfig string
+	// SecurePort is the port kube-apiserver serves on, on 127.0.0.1; the
+	// `kubernetes` Service's endpoint is AdvertiseAddress:SecurePort.
+	SecurePort int
+	// CAFile is the CA that signed kube-apiserver's serving certificate
+	// (PEM), which names 127.0.0.1, the advertise address,
+	// KubernetesServiceIP and kubernetes.default.svc.<ClusterDomain>.
+	CAFile string
 
-	env *envtest.Environment
-	dir string
+	env     *envtest.Environment
+	dir     string
+	certDir string
+
+	mu  sync.Mutex
+	kcm *ControllerManager // running, if any
+}
+
+// Options are Start's choices; the zero value is the default.
+type Options struct {
+	// AdvertiseAddress is kube-apiserver's --advertise-address: the
+	// address of the `kubernetes` Service's endpoint (the port is
+	// SecurePort), and one the serving certificate names. kube-apiserver
+	// listens on 127.0.0.1 only whatever this is: an e2e test that wants
+	// pods to reach it through the Service forwards AdvertiseAddress:
+	// SecurePort on its underlay to 127.0.0.1:SecurePort. Default
+	// 127.0.0.1.
+	AdvertiseAddress net.IP
 }
 
 // Paths returns where kube-apiserver and etcd are expected.
 func Paths() (apiserver, etcd string) {
+	return binPath("kube-apiserver"), "/usr/bin/etcd"
+}
+
+// binPath is where scripts/kube-bins.sh puts the binary name.
+func binPath(name string) string {
 	dir := os.Getenv(AssetsEnv)
 	if dir == "" {
 		dir = filepath.Join(repoRoot(), ".cache", "kube", "bin")
 	}
-	return filepath.Join(dir, "kube-apiserver"), "/usr/bin/etcd"
+	return filepath.Join(dir, name)
 }
 
-// Start starts a fresh etcd and kube-apiserver and writes an admin
-// kubeconfig. Stop ends both.
-func Start() (*Env, error) {
+// needBinary reports a missing binary with how to get it.
+func needBinary(path string) error {
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("kubetest: %w (run `make kube-bins` for the Kubernetes binaries; apt-get install etcd-server for etcd)", err)
+	}
+	return nil
+}
+
+// Start starts a fresh etcd and kube-apiserver with the default Options
+// and writes an admin kubeconfig. Stop ends both.
+func Start() (*Env, error) { return StartWith(Options{}) }
+
+// StartWith is Start with options.
+func StartWith(o Options) (*Env, error) {
 	ctrllog.SetLogger(logr.Discard()) // envtest logs through controller-runtime's logger
+	advertise := o.AdvertiseAddress
+	if advertise == nil {
+		advertise = net.IPv4(127, 0, 0, 1)
+	}
+	if advertise.To4() == nil {
+		return nil, fmt.Errorf("kubetest: advertise address %v: want IPv4 (the Service CIDR is IPv4)", advertise)
+	}
 	apiserver, etcd := Paths()
 	for _, p := range []string{apiserver, etcd} {
-		if _, err := os.Stat(p); err != nil {
-			return nil, fmt.Errorf("kubetest: %w (run `make kube-apiserver` for kube-apiserver; apt-get install etcd-server for etcd)", err)
+		if err := needBinary(p); err != nil {
+			return nil, err
 		}
 	}
 	dir, err := os.MkdirTemp("", "xvr-kubetest-")
 	if err != nil {
 		return nil, fmt.Errorf("kubetest: %w", err)
 	}
-	// envtest finds its binaries in one directory: link them there.
-	assets := filepath.Join(dir, "bin")
-	if err := linkAll(assets, apiserver, etcd); err != nil {
+	e := &Env{dir: dir, certDir: filepath.Join(dir, "apiserver"), Kubeconfig: filepath.Join(dir, "admin.kubeconfig")}
+	e.CAFile = filepath.Join(e.certDir, caCertFile)
+	if err := e.start(apiserver, etcd, advertise); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	// kube-apiserver drains its watches for long on SIGTERM; after
-	// StopTimeout envtest kills it, which is what a test of an API server
-	// that went away wants anyway.
-	te := &envtest.Environment{BinaryAssetsDirectory: assets, ControlPlaneStopTimeout: stopTimeout}
-	te.ControlPlane.Etcd = &envtest.Etcd{DataDir: filepath.Join(dir, "etcd")}
-	cfg, err := te.Start()
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("kubetest: starting etcd and kube-apiserver: %w", err)
-	}
-	e := &Env{Config: cfg, env: te, dir: dir, Kubeconfig: filepath.Join(dir, "admin.kubeconfig")}
 	if err := e.writeKubeconfig(); err != nil {
 		return nil, errors.Join(err, e.Stop())
 	}
 	return e, nil
+}
+
+// start prepares the cert dir and envtest's environment and starts it.
+func (e *Env) start(apiserver, etcd string, advertise net.IP) error {
+	// envtest finds its binaries in one directory: link them there.
+	assets := filepath.Join(e.dir, "bin")
+	if err := linkAll(assets, apiserver, etcd); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(e.certDir, 0o700); err != nil {
+		return fmt.Errorf("kubetest: %w", err)
+	}
+	ca, err := writePKI(e.certDir, net.IPv4(127, 0, 0, 1), advertise, net.ParseIP(KubernetesServiceIP))
+	if err != nil {
+		return fmt.Errorf("kubetest: writing certificates: %w", err)
+	}
+	// kube-apiserver drains its watches for long on SIGTERM; after
+	// StopTimeout envtest kills it, which is what a test of an API server
+	// that went away wants anyway.
+	e.env = &envtest.Environment{BinaryAssetsDirectory: assets, ControlPlaneStopTimeout: stopTimeout}
+	e.env.ControlPlane.Etcd = &envtest.Etcd{DataDir: filepath.Join(e.dir, "etcd")}
+	as := &envtest.APIServer{CertDir: e.certDir}
+	as.SecureServing.CA = ca // envtest keeps our certificates, as apiserver.crt exists
+	as.Configure().
+		Set("service-cluster-ip-range", ServiceCIDR).
+		Set("advertise-address", advertise.String())
+	e.env.ControlPlane.APIServer = as
+	cfg, err := e.env.Start()
+	if err != nil {
+		return fmt.Errorf("kubetest: starting etcd and kube-apiserver: %w", err)
+	}
+	e.Config = cfg
+	if e.SecurePort, err = strconv.Atoi(as.SecureServing.Port); err != nil {
+		return errors.Join(fmt.Errorf("kubetest: kube-apiserver's port %q: %w", as.SecureServing.Port, err), e.env.Stop())
+	}
+	return nil
 }
 
 func linkAll(dir string, paths ...string) error {
@@ -132,9 +226,11 @@ func (e *Env) StopAPIServer() error {
 	return nil
 }
 
-// Stop ends the control plane and removes its files. A process that had to
+// Stop ends the control plane (and the controller manager, if running) and
+// removes its files. A process that had to
 // be killed after stopTimeout is not an error.
 func (e *Env) Stop() error {
+	e.stopControllerManager()
 	err := e.env.Stop()
 	if err != nil && strings.Contains(err.Error(), "timeout waiting for process") {
 		err = nil
