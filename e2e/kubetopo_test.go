@@ -246,7 +246,7 @@ func (kc *kubeCluster) namespace(t testing.TB, name string) {
 func (kc *kubeCluster) waitVNReady(t testing.TB, namespace, name string) *v1alpha1.VirtualNetwork {
 	t.Helper()
 	vn := &v1alpha1.VirtualNetwork{}
-	waitFor(t, "virtual network "+namespace+"/"+name+" ready", 30*time.Second, func() (bool, error) {
+	waitFor(t, "virtual network "+namespace+"/"+name+" ready", 90*time.Second, func() (bool, error) {
 		if err := kc.c.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, vn); err != nil {
 			return false, err
 		}
