@@ -456,4 +456,3 @@ func resolveIn(nsName, name string) (string, error) {
 	}
 	return strings.Join(ips, ","), nil
 }
-

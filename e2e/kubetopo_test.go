@@ -68,7 +68,7 @@ type kubeCluster struct {
 	mgr             *nettest.Proc
 	ov              *overlayTopo // the underlay and its fabric links
 	nodes           []*kubeNode
-	api             string // host:port of the API server
+	api             string                      // host:port of the API server
 	kcm             *kubetest.ControllerManager // with startNodeNetwork
 }
 
