@@ -118,17 +118,33 @@ metadata:
     opencontrail.org/cidr: "198.18.101.0/24"
 spec:
   config: '{"cniVersion":"1.0.0","type":"xvr"}'
+---
+apiVersion: k8s.cni.cncf.io/v1
+kind: NetworkAttachmentDefinition
+metadata:
+  name: vn-green
+  annotations:
+    opencontrail.org/cidr: "198.18.102.0/24"
+    xvr.io/host-access: "true"
+spec:
+  config: '{"cniVersion":"1.0.0","type":"xvr"}'
 `)
 	hostIP := cn.hostAddr(t)
 	if want := "198.18.100.252"; hostIP != want { // the highest free address: pods' numbering is untouched
 		t.Errorf("host port address %s, want %s", hostIP, want)
 	}
-	routes := cn.kernelRoutes(t)
-	if !strings.Contains(routes, defaultCIDR+" via 198.18.100.254 dev "+hostif.DefaultName) || !strings.Contains(routes, "src "+hostIP) {
-		t.Fatalf("kernel routes %q, want %s via the gateway on %s from %s", routes, defaultCIDR, hostif.DefaultName, hostIP)
-	}
-	a := cn.addPod(t, "default", "pod-a", "vn-blue")
-	aIP, blueIP := a.addr(t, "eth0"), a.addr(t, "eth1")
+	var routes string
+	waitFor(t, "kernel routes for the default network and vn-green (host access)", 10*time.Second, func() (bool, error) {
+		routes = cn.kernelRoutes(t)
+		for _, p := range []string{defaultCIDR, "198.18.102.0/24"} {
+			if !strings.Contains(routes, p+" via 198.18.100.254 dev "+hostif.DefaultName) || !strings.Contains(routes, "src "+hostIP) {
+				return false, fmt.Errorf("kernel routes %q, want %s via the gateway on %s from %s", routes, p, hostif.DefaultName, hostIP)
+			}
+		}
+		return !strings.Contains(routes, "198.18.101.0"), fmt.Errorf("kernel routes %q include vn-blue", routes)
+	})
+	a := cn.addPod(t, "default", "pod-a", "vn-blue,vn-green")
+	aIP, blueIP, greenIP := a.addr(t, "eth0"), a.addr(t, "eth1"), a.addr(t, "eth2")
 	if aIP != "198.18.100.1" {
 		t.Errorf("first pod got %s, want 198.18.100.1", aIP)
 	}
@@ -163,6 +179,11 @@ spec:
 		t.Fatalf("pod -> node http: %q, %v", body, err)
 	}
 
+	// A secondary VN that opted in is the node's too.
+	httpServe(t, a.ns.Name, 8082, "pod-a-green")
+	if body, err := httpGet(cn.ns.Name, "http://"+greenIP+":8082/"); err != nil || !strings.HasPrefix(body, "pod-a-green from "+hostIP+":") {
+		t.Fatalf("node -> vn-green %s: %q, %v\n%s", greenIP, body, err, cn.diag(t))
+	}
 	// A secondary VN that did not opt in: no kernel route, and xvr drops
 	// the kernel's packets to it even with one.
 	if out, err := cn.ns.Try("ping", "-c", "1", "-W", "1", blueIP); err == nil {

@@ -37,6 +37,11 @@ const (
 	AnnotationFabricForwarding = "opencontrail.org/ip_fabric_forwarding"
 	AnnotationFabricSNAT       = "opencontrail.org/ip_fabric_snat"
 	AnnotationNetwork          = "opencontrail.org/network"
+	// AnnotationHostAccess ("true"/"false", xvr's own) lets the node's
+	// kernel reach the VN's pods through the host interface, as it reaches
+	// the cluster default network's; without it a secondary VN is not the
+	// host's.
+	AnnotationHostAccess = "xvr.io/host-access"
 )
 
 // The NAD's type and the CNI types xvr accepts in its spec.config.
@@ -235,6 +240,9 @@ func (p *parsed) annotations(a map[string]string) error {
 		return err
 	}
 	if p.FabricSNAT, err = boolAnnotation(a, AnnotationFabricSNAT); err != nil {
+		return err
+	}
+	if p.HostAccess, err = boolAnnotation(a, AnnotationHostAccess); err != nil {
 		return err
 	}
 	cidr, hasCIDR := a[AnnotationCIDR]

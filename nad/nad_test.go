@@ -111,6 +111,7 @@ func TestErrors(t *testing.T) {
 		{"cidr /32", doc(ann("    opencontrail.org/cidr: 198.18.10.0/32\n"), ""), "too small"},
 		{"fabric flag", doc(ann("    opencontrail.org/cidr: 198.18.10.0/24\n    opencontrail.org/ip_fabric_forwarding: \"yes\"\n"), ""), "ip_fabric_forwarding"},
 		{"snat flag", doc(ann("    opencontrail.org/cidr: 198.18.10.0/24\n    opencontrail.org/ip_fabric_snat: \"True\"\n"), ""), "ip_fabric_snat"},
+		{"host access flag", doc(ann("    opencontrail.org/cidr: 198.18.10.0/24\n    xvr.io/host-access: \"on\"\n"), ""), "xvr.io/host-access"},
 		{"ref json", doc(ann("    opencontrail.org/network: '{\"domain\":'\n"), ""), "opencontrail.org/network: invalid JSON"},
 		{"ref field", doc(ann("    opencontrail.org/network: '{\"domain\":\"d\",\"project\":\"p\",\"name\":\"n\",\"x\":1}'\n"), ""), "unknown field"},
 		{"ref missing", doc(ann("    opencontrail.org/network: '{\"domain\":\"d\",\"name\":\"n\"}'\n"), ""), "all required"},
@@ -211,11 +212,11 @@ func checkValid(t *testing.T, n api.Network) {
 func TestFromObject(t *testing.T) {
 	obj := &nadv1.NetworkAttachmentDefinition{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "vn-a", Annotations: map[string]string{
-			AnnotationCIDR: "198.18.40.9/24", AnnotationFabricSNAT: "true"}},
+			AnnotationCIDR: "198.18.40.9/24", AnnotationFabricSNAT: "true", AnnotationHostAccess: "true"}},
 		Spec: nadv1.NetworkAttachmentDefinitionSpec{Config: `{"cniVersion":"1.0.0","type":"xvr"}`},
 	}
 	got, err := FromObject(obj) // no TypeMeta, as a typed client returns it
-	want := api.Network{Namespace: "other", Name: "vn-a", CIDR: "198.18.40.0/24", FabricSNAT: true, CNIType: "xvr"}
+	want := api.Network{Namespace: "other", Name: "vn-a", CIDR: "198.18.40.0/24", FabricSNAT: true, HostAccess: true, CNIType: "xvr"}
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("FromObject = %+v, %v; want %+v", got, err, want)
 	}

@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/xvr-project/xvr/vrouter/agent"
+	"github.com/xvr-project/xvr/vrouter/api"
 	"github.com/xvr-project/xvr/vrouter/hostif"
 )
 
@@ -75,7 +77,23 @@ func (h *hostIf) apply(ctx context.Context, ag *agent.Agent, defNet string) erro
 	if err1 != nil || err2 != nil || err3 != nil {
 		return fmt.Errorf("host port %s / gateway %q / network %q: unparsable", p.IP, n.Gateway, n.CIDR)
 	}
-	return hostif.Configure(h.cfg, hostif.Net{Addr: addr, Gateway: gw, Prefix: pfx, RouterMAC: h.routerMAC, Masquerade: h.masq})
+	return hostif.Configure(h.cfg, hostif.Net{Addr: addr, Gateway: gw, Prefix: pfx, RouterMAC: h.routerMAC,
+		Masquerade: h.masq, Extra: hostAccess(ag.ListNetworks(ctx), pfx)})
+}
+
+// hostAccess is the subnets of the VNs that opted in to host access; one
+// that overlaps def or an earlier one is left out (a kernel route would
+// take the other's traffic).
+func hostAccess(nets []api.Network, def netip.Prefix) []netip.Prefix {
+	var out []netip.Prefix
+	for _, n := range nets {
+		p, err := netip.ParsePrefix(n.CIDR)
+		if !n.HostAccess || n.Ref != nil || err != nil || p.Overlaps(def) || slices.ContainsFunc(out, p.Overlaps) {
+			continue
+		}
+		out = append(out, p.Masked())
+	}
+	return out
 }
 
 // uninstall removes the host interface's kernel state (xvrd -uninstall).

@@ -41,6 +41,7 @@ func specFromNetwork(n api.Network, cluster string) v1alpha1.VirtualNetworkSpec 
 		CIDR:             n.CIDR,
 		FabricForwarding: n.FabricForwarding,
 		FabricSNAT:       n.FabricSNAT,
+		HostAccess:       n.HostAccess,
 		CNIType:          n.CNIType,
 	}
 	s.VNName, s.Project = nad.ContrailNames(cluster, n.Namespace, n.Name)

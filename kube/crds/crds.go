@@ -118,6 +118,7 @@ func vnSpec() apiextensionsv1.JSONSchemaProps {
 		"cidr":             str(),
 		"fabricForwarding": boolean(),
 		"fabricSNAT":       boolean(),
+		"hostAccess":       boolean(),
 		"ref":              object(props{"domain": str(), "project": str(), "name": str()}, "domain", "project", "name"),
 		"cniType":          str(),
 		"vni":              integer(nad.MaxVNI),

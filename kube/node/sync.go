@@ -39,7 +39,7 @@ func (n *Node) sync(ctx context.Context) {
 // networkOf is the agent's network for a VirtualNetwork.
 func networkOf(vn *v1alpha1.VirtualNetwork) api.Network {
 	out := api.Network{Namespace: vn.Namespace, Name: vn.Name, CIDR: vn.Spec.CIDR, FabricForwarding: vn.Spec.FabricForwarding,
-		FabricSNAT: vn.Spec.FabricSNAT, CNIType: vn.Spec.CNIType, VNI: vn.Spec.VNI}
+		FabricSNAT: vn.Spec.FabricSNAT, HostAccess: vn.Spec.HostAccess, CNIType: vn.Spec.CNIType, VNI: vn.Spec.VNI}
 	if r := vn.Spec.Ref; r != nil {
 		out.Ref = &api.NetworkRef{Domain: r.Domain, Project: r.Project, Name: r.Name}
 	}

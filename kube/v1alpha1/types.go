@@ -65,6 +65,9 @@ type VirtualNetworkSpec struct {
 	FabricForwarding bool `json:"fabricForwarding,omitempty"`
 	// FabricSNAT is opencontrail.org/ip_fabric_snat.
 	FabricSNAT bool `json:"fabricSNAT,omitempty"`
+	// HostAccess is xvr.io/host-access: nodes reach the VN's pods from
+	// their kernel.
+	HostAccess bool `json:"hostAccess,omitempty"`
 	// Ref is opencontrail.org/network: the NAD names an existing VN.
 	Ref *NetworkRef `json:"ref,omitempty"`
 	// CNIType is the NAD's spec.config type (xvr or contrail-k8s-cni).

@@ -37,6 +37,11 @@ func (a *Agent) publish() {
 	}
 	if h := a.ports[HostPortID]; h != nil {
 		s.Host = dataplane.Host{Valid: true, Vif: h.spec.Vif, NH: h.nh, VRF: h.net.vn().spec.VRF, IP: h.ip.As4()}
+		for _, n := range a.nets {
+			if n.target == nil && n.spec.HostAccess && n != h.net.vn() {
+				s.Host.VRFs = append(s.Host.VRFs, n.spec.VRF)
+			}
+		}
 	}
 	s.VNIs = map[uint32]uint32{}
 	for _, n := range a.nets {

@@ -37,6 +37,23 @@ func (a *Agent) ApplyHost(ctx context.Context, h HostPort) (api.Port, error) {
 		IfName: h.Peer, MAC: h.MAC})
 }
 
+// rebuildHostTables rebuilds the tables the host port's routes are in: its
+// network's (0.0.0.0/0) and every host-access VN's (its /32), and old's
+// network when it moved.
+func (a *Agent) rebuildHostTables(old *port) {
+	if old != nil {
+		a.rebuildTable(old.net.vn())
+	}
+	if h := a.ports[HostPortID]; h != nil {
+		a.rebuildTable(h.net.vn())
+	}
+	for _, n := range a.nets {
+		if n.target == nil && n.spec.HostAccess {
+			a.rebuildTable(n)
+		}
+	}
+}
+
 // RemoveHost detaches the host interface and releases its address; the
 // default network's traffic to the outside is dropped again (no_route).
 func (a *Agent) RemoveHost(ctx context.Context) error {

@@ -92,7 +92,7 @@ func (a *Agent) loadPorts(ports []api.Port) {
 		a.setRoute(p.net.vn(), netip.PrefixFrom(p.ip, 32), p.nh)
 	}
 	if h := a.ports[HostPortID]; h != nil {
-		a.rebuildTable(h.net.vn())
+		a.rebuildHostTables(nil)
 	}
 }
 

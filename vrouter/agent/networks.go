@@ -57,7 +57,7 @@ func (a *Agent) validateNetwork(in api.Network) (*network, error) {
 		return nil, api.BadRequest("network namespace %q and name %q must be DNS-1123 names", in.Namespace, in.Name)
 	}
 	n := &network{spec: api.Network{Namespace: in.Namespace, Name: in.Name, CIDR: in.CIDR,
-		FabricForwarding: in.FabricForwarding, FabricSNAT: in.FabricSNAT, Ref: in.Ref, CNIType: in.CNIType}}
+		FabricForwarding: in.FabricForwarding, FabricSNAT: in.FabricSNAT, HostAccess: in.HostAccess, Ref: in.Ref, CNIType: in.CNIType}}
 	n.spec.VNName, n.spec.Project = nad.ContrailNames(a.cfg.Cluster, in.Namespace, in.Name)
 	switch {
 	case in.Ref != nil && in.CIDR != "":
@@ -117,7 +117,7 @@ func (a *Agent) checkNetworkChange(old, n *network) error {
 func sameNetwork(a, b api.Network) bool {
 	eqRef := (a.Ref == nil) == (b.Ref == nil) && (a.Ref == nil || *a.Ref == *b.Ref)
 	return eqRef && a.CIDR == b.CIDR && a.FabricForwarding == b.FabricForwarding &&
-		a.FabricSNAT == b.FabricSNAT && a.CNIType == b.CNIType && a.VNI == b.VNI
+		a.FabricSNAT == b.FabricSNAT && a.HostAccess == b.HostAccess && a.CNIType == b.CNIType && a.VNI == b.VNI
 }
 
 // installNetwork puts n in place of old in memory and the route tables.

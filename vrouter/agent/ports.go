@@ -79,7 +79,7 @@ func (a *Agent) installPort(ctx context.Context, old, p *port) {
 	a.setRoute(p.net.vn(), netip.PrefixFrom(p.ip, 32), p.nh)
 	a.repointStatic(p.spec.ID)
 	if p.spec.ID == HostPortID {
-		a.rebuildTable(p.net.vn()) // its default route
+		a.rebuildHostTables(old) // its default route, the host-access VNs' route to it
 	}
 	a.publish()
 	a.openPort(ctx, p)
@@ -364,7 +364,7 @@ func (a *Agent) deletePort(ctx context.Context, id string) error {
 	a.delRoute(p.net.vn(), netip.PrefixFrom(p.ip, 32))
 	a.repointStatic(id)
 	if id == HostPortID {
-		a.rebuildTable(p.net.vn())
+		a.rebuildHostTables(p)
 	}
 	a.publish()
 	a.cfg.Log.Info("port deleted", "port", id, "vif", p.spec.Vif)

@@ -222,6 +222,8 @@ func (a *Agent) rebuildTable(vn *network) {
 	}
 	if h := a.ports[HostPortID]; h != nil && h.net.vn() == vn {
 		want[netip.PrefixFrom(netip.IPv4Unspecified(), 0)] = h.nh // to the node's kernel, before fabric SNAT
+	} else if h != nil && vn.spec.HostAccess {
+		want[netip.PrefixFrom(h.ip, 32)] = h.nh // the VN's pods answer the kernel
 	}
 	for _, r := range a.routes {
 		if a.nets[r.Network].vn() == vn {

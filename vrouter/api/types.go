@@ -41,6 +41,9 @@ type Network struct {
 	FabricForwarding bool `json:"fabricForwarding,omitempty"`
 	// FabricSNAT is opencontrail.org/ip_fabric_snat.
 	FabricSNAT bool `json:"fabricSNAT,omitempty"`
+	// HostAccess is xvr.io/host-access: the node's kernel reaches the VN's
+	// pods through the host interface (the default network always has it).
+	HostAccess bool `json:"hostAccess,omitempty"`
 	// Ref is opencontrail.org/network: this NAD names an existing VN instead
 	// of creating one.
 	Ref *NetworkRef `json:"ref,omitempty"`

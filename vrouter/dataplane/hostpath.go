@@ -17,6 +17,20 @@ import (
 // another node. Other traffic never pays for it: the lookups happen only
 // for default-network packets while the flow table holds flows.
 
+// lookup finds dst's next hop in the batch's VRF; for the kernel's frames,
+// a destination in a VN that opted in to host access is looked up in that
+// VN's table.
+func (p *Pipeline) lookup(c *batchCtx, dst [4]byte) (uint32, bool) {
+	if h := &c.s.Host; c.in == h.Vif && h.Valid && len(h.VRFs) > 0 && !c.vrf.Contains(dst) {
+		for _, id := range h.VRFs {
+			if v := c.s.vrf(id); v != nil && v.Table != nil && v.Contains(dst) {
+				return v.Table.Lookup(dst)
+			}
+		}
+	}
+	return c.view.Lookup(dst)
+}
+
 // noteFromHost records, for a TCP or UDP packet the kernel sent with a pod
 // of the default network as its source, the flow whose reply goes back
 // through the kernel. A full table is counted by the table; the packet is

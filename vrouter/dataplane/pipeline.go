@@ -120,7 +120,7 @@ func (p *Pipeline) ipv4(c *batchCtx, d *afxdp.Desc, f []byte) Verdict {
 	if c.in == c.s.Host.Vif && c.s.Host.Valid {
 		p.noteFromHost(c, f)
 	}
-	id, ok := c.view.Lookup(h.Dst)
+	id, ok := p.lookup(c, h.Dst)
 	if !ok {
 		return Verdict{Reason: NoRoute}
 	}

@@ -116,6 +116,9 @@ type Host struct {
 	NH    uint32  // the next hop that delivers to the kernel
 	VRF   uint32  // the default network's VRF
 	IP    [4]byte // the kernel end's address in that network
+	// VRFs are the VNs that opted in to host access (xvr.io/host-access):
+	// the kernel's packets to their subnets are looked up in their tables.
+	VRFs []uint32
 }
 
 // fabricVRF is the fabric-forwarded VRF whose subnet holds a, or nil.

@@ -135,6 +135,9 @@ type Net struct {
 	Addr, Gateway netip.Addr
 	Prefix        netip.Prefix
 	RouterMAC     net.HardwareAddr
+	// Extra are the subnets of the VNs that opted in to host access,
+	// routed like Prefix.
+	Extra []netip.Prefix
 	// Masquerade: pods' packets of Prefix leaving the node through any
 	// other device get the node's address (iptables MASQUERADE).
 	Masquerade bool
@@ -221,10 +224,14 @@ func setAddr(l netlink.Link, a netip.Addr) error {
 }
 
 func setRoutes(l netlink.Link, n Net) error {
-	want := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: prefixNet(n.Prefix), Gw: n.Gateway.AsSlice(),
-		Src: n.Addr.AsSlice(), Flags: int(netlink.FLAG_ONLINK), Protocol: RouteProtocol, Scope: netlink.SCOPE_UNIVERSE}
-	if err := netlink.RouteReplace(want); err != nil {
-		return fmt.Errorf("host interface: route %s via %s dev %s: %w", n.Prefix, n.Gateway, l.Attrs().Name, err)
+	want := map[string]bool{}
+	for _, p := range append([]netip.Prefix{n.Prefix}, n.Extra...) {
+		r := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: prefixNet(p), Gw: n.Gateway.AsSlice(),
+			Src: n.Addr.AsSlice(), Flags: int(netlink.FLAG_ONLINK), Protocol: RouteProtocol, Scope: netlink.SCOPE_UNIVERSE}
+		if err := netlink.RouteReplace(r); err != nil {
+			return fmt.Errorf("host interface: route %s via %s dev %s: %w", p, n.Gateway, l.Attrs().Name, err)
+		}
+		want[r.Dst.String()] = true
 	}
 	routes, err := netlink.RouteListFiltered(unix.AF_INET, &netlink.Route{LinkIndex: l.Attrs().Index, Protocol: RouteProtocol},
 		netlink.RT_FILTER_OIF|netlink.RT_FILTER_PROTOCOL)
@@ -232,7 +239,7 @@ func setRoutes(l netlink.Link, n Net) error {
 		return fmt.Errorf("host interface: listing routes of %s: %w", l.Attrs().Name, err)
 	}
 	for _, r := range routes {
-		if r.Dst != nil && r.Dst.String() != want.Dst.String() {
+		if r.Dst != nil && !want[r.Dst.String()] {
 			if err := netlink.RouteDel(&r); err != nil {
 				return fmt.Errorf("host interface: removing route %s: %w", r.Dst, err)
 			}
