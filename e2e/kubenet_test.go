@@ -45,6 +45,9 @@ func (kc *kubeCluster) startNodeNetwork(t *testing.T, mode string) {
 	for _, n := range kc.nodes {
 		waitFor(t, "kube-proxy on "+n.name+" programs the kubernetes Service", 60*time.Second, func() (bool, error) {
 			out, _ := n.ns.Try("iptables-save", "-t", "nat")
+			if mode == kubetest.ProxyModeNFTables {
+				out, _ = n.ns.Try("nft", "list", "table", "ip", "kube-proxy")
+			}
 			if strings.Contains(out, kubetest.KubernetesServiceIP) {
 				return true, nil
 			}
@@ -202,13 +205,17 @@ func (kc *kubeCluster) endpoints(t testing.TB, svc string) []string {
 // isolation of secondary VNs, and kill -9 of xvrd under probe and Service
 // traffic.
 func TestKubeNodeNetwork(t *testing.T) {
-	kc := newKubeClusterWith(t, 2, kubetest.Options{AdvertiseAddress: net.ParseIP(underlayIP)})
-	kc.startManager(t)
-	kc.waitVNReady(t, "default", "cluster-wide-default")
-	kc.startNodeNetwork(t, kubetest.ProxyModeIPTables)
-	// Pods are the subtest's, so that their DELs run while the xvrds it
-	// may restart, owned by t, still serve.
-	t.Run("walk", func(st *testing.T) { kubeNetWalk(st, t, kc) })
+	for _, mode := range []string{kubetest.ProxyModeIPTables, kubetest.ProxyModeNFTables} {
+		t.Run(mode, func(t *testing.T) {
+			kc := newKubeClusterWith(t, 2, kubetest.Options{AdvertiseAddress: net.ParseIP(underlayIP)})
+			kc.startManager(t)
+			kc.waitVNReady(t, "default", "cluster-wide-default")
+			kc.startNodeNetwork(t, mode)
+			// Pods are the subtest's, so that their DELs run while the
+			// xvrds it may restart, owned by t, still serve.
+			t.Run("walk", func(st *testing.T) { kubeNetWalk(st, t, kc) })
+		})
+	}
 }
 
 func kubeNetWalk(t, owner *testing.T, kc *kubeCluster) {
