@@ -109,7 +109,7 @@ func TestFabric(t *testing.T) {
 // fabricTopo is the overlay topology plus vn-fab on both nodes, a pod on it
 // on each node (default route on vn-fab), fabric routes between them, and
 // the underlay as the outside host behind both nodes' default routes.
-func fabricTopo(t *testing.T, extra ...string) (*overlayTopo, *cniPod, *cniPod) {
+func fabricTopo(t testing.TB, extra ...string) (*overlayTopo, *cniPod, *cniPod) {
 	t.Helper()
 	o := newOverlayTopo(t, "MPLSoUDP,VXLAN", extra...)
 	for _, n := range o.nodes {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/xvr-project/xvr/bench/topo"
 	"github.com/xvr-project/xvr/internal/nettest"
 	"github.com/xvr-project/xvr/kube/kubetest"
 	"github.com/xvr-project/xvr/vrouter/api"
@@ -50,8 +52,10 @@ import (
 //	                    first), kbConnWorkers at a time, client pod -> ClusterIP  conn/s
 //
 // retrans/op is iperf3's sender retransmits per op; failed counts short
-// connections that did not complete. ns/op is reported as 0 (an op is a
-// fixed time). The parent logs the table of each figure next to its peer
+// connections that did not complete; xvrd-cpu-% is xvrd's CPU time over
+// the sub-benchmark (100 = one vCPU) and machine-cpu-% the whole
+// machine's busy time (other processes' included). ns/op is reported as 0
+// (an op is a fixed time). The parent logs the table of each figure next to its peer
 // with the ratio. Run with:
 //
 //	go test -run '^$' -bench KubeNodeNetwork -benchtime 3x ./e2e/
@@ -82,6 +86,44 @@ type kbPath struct {
 	client   *nettest.NS // the client pod
 	vip      string      // the server's Service's ClusterIP
 	xvr      *kubeNode   // the xvr node; nil for linux
+	xvrdPID  int         // its xvrd's
+}
+
+// kbCPU is a sample of the CPU time xvrd (if any) and the whole machine
+// have used.
+type kbCPU struct {
+	at         time.Time
+	xvrd, busy time.Duration
+}
+
+func (p *kbPath) cpu(b *testing.B) kbCPU {
+	s := kbCPU{at: time.Now()}
+	sys, err := topo.ReadSystemCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.busy = sys.Busy
+	if p.xvrdPID != 0 {
+		if s.xvrd, err = topo.ProcCPU(p.xvrdPID); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return s
+}
+
+// report reports the CPU used since c0 as percent of one CPU: xvrd's
+// (xvr only) and the machine's busy time (all processes, other tests'
+// included; 200 is both vCPUs), and returns them for the table.
+func (p *kbPath) report(b *testing.B, c0, c1 kbCPU) string {
+	wall := c1.at.Sub(c0.at).Seconds()
+	busy := 100 * (c1.busy - c0.busy).Seconds() / wall
+	b.ReportMetric(busy, "machine-cpu-%")
+	if p.xvrdPID == 0 {
+		return fmt.Sprintf("; machine %.0f%% CPU", busy)
+	}
+	x := 100 * (c1.xvrd - c0.xvrd).Seconds() / wall
+	b.ReportMetric(x, "xvrd-cpu-%")
+	return fmt.Sprintf("; xvrd %.0f%%, machine %.0f%% CPU", x, busy)
 }
 
 // kbMeasure is one measurement of both datapaths.
@@ -117,7 +159,12 @@ func BenchmarkKubeNodeNetwork(b *testing.B) {
 	figs := map[string]kbFigure{}
 	for _, m := range kbMeasures {
 		for _, p := range paths {
-			b.Run(m.name+"/"+p.name, func(b *testing.B) { figs[m.name+"/"+p.name] = m.run(b, p) })
+			b.Run(m.name+"/"+p.name, func(b *testing.B) {
+				c0 := p.cpu(b)
+				f := m.run(b, p)
+				f.note += p.report(b, c0, p.cpu(b))
+				figs[m.name+"/"+p.name] = f
+			})
 		}
 	}
 	for _, m := range kbMeasures {
@@ -150,7 +197,7 @@ func newKubeBench(b *testing.B) []*kbPath {
 	ls := ln.attach(b, kc, "bench-linux-server", map[string]string{"bench-server": "linux"})
 	lc := ln.attach(b, kc, "bench-linux-client", nil)
 	paths := []*kbPath{
-		{name: "xvr", node: n.ns, server: xs.ns, serverIP: xs.addr(b, "eth0"), client: xc.ns, xvr: n},
+		{name: "xvr", node: n.ns, server: xs.ns, serverIP: xs.addr(b, "eth0"), client: xc.ns, xvr: n, xvrdPID: pidIn(b, n.ns, "xvrd")},
 		{name: "linux", node: ln.ns, server: ls.NS, serverIP: ls.IP.Addr().String(), client: lc.NS},
 	}
 	for _, p := range paths {
@@ -440,6 +487,25 @@ func shortConnServe(t testing.TB, nsName string, port int) {
 			}()
 		}
 	}()
+}
+
+// pidIn returns the pid of the one process named comm in the namespace.
+func pidIn(b *testing.B, ns *nettest.NS, comm string) int {
+	out, err := exec.Command("ip", "netns", "pids", ns.Name).Output()
+	if err != nil {
+		b.Fatalf("ip netns pids %s: %v", ns.Name, err)
+	}
+	var found []int
+	for _, f := range strings.Fields(string(out)) {
+		c, err := os.ReadFile("/proc/" + f + "/comm")
+		if pid, perr := strconv.Atoi(f); err == nil && perr == nil && strings.TrimSpace(string(c)) == comm {
+			found = append(found, pid)
+		}
+	}
+	if len(found) != 1 {
+		b.Fatalf("processes named %s in %s: %v, want one", comm, ns.Name, found)
+	}
+	return found[0]
 }
 
 // offloads is dev's transmit checksum, TSO and GSO settings in ns.

@@ -59,7 +59,7 @@ func (n *node) ctl(args ...string) (string, error) {
 	return string(out), nil
 }
 
-func (n *node) mustCtl(t *testing.T, args ...string) string {
+func (n *node) mustCtl(t testing.TB, args ...string) string {
 	t.Helper()
 	out, err := n.ctl(args...)
 	if err != nil {
@@ -69,7 +69,7 @@ func (n *node) mustCtl(t *testing.T, args ...string) string {
 }
 
 // ctlJSON runs a read command with -o json and decodes its output into v.
-func (n *node) ctlJSON(t *testing.T, v any, args ...string) {
+func (n *node) ctlJSON(t testing.TB, v any, args ...string) {
 	t.Helper()
 	out := n.mustCtl(t, append(args, "-o", "json")...)
 	if err := json.Unmarshal([]byte(out), v); err != nil {

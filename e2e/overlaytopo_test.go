@@ -63,7 +63,7 @@ type overlayTopo struct {
 
 // newOverlayTopo builds the topology with xvrd's -encap set to encap and
 // adds, on each node, /32 tunnel routes for the other node's vn-left-1 pod.
-func newOverlayTopo(t *testing.T, encap string, extra ...string) *overlayTopo {
+func newOverlayTopo(t testing.TB, encap string, extra ...string) *overlayTopo {
 	t.Helper()
 	nettest.RequireRoot(t)
 	o := &overlayTopo{encap: encap, underlay: nettest.NewNS(t, "xul"), vni: map[string]uint32{}, extra: extra}
@@ -110,10 +110,13 @@ func (o *overlayTopo) fabricLink(t testing.TB, ns *nettest.NS, prefix, ip string
 
 // newNode makes node i's namespace and fabric link, then starts xvrd on it
 // the way newCNINode does, with the fabric flags.
-func (o *overlayTopo) newNode(t *testing.T, i int) *overlayNode {
+func (o *overlayTopo) newNode(t testing.TB, i int) *overlayNode {
 	t.Helper()
 	dir := t.TempDir()
-	n := &node{t: t, ns: nettest.NewNS(t, "xon"), dir: dir, socket: filepath.Join(dir, "xvrd.sock")}
+	n := &node{ns: nettest.NewNS(t, "xon"), dir: dir, socket: filepath.Join(dir, "xvrd.sock")}
+	if tt, ok := t.(*testing.T); ok {
+		n.t = tt
+	}
 	on := &overlayNode{ip: nodeIPs[i]}
 	on.fabric, on.port = o.fabricLink(t, n.ns, "xfb", on.ip)
 	on.cniNode = startCNINode(t, n, append([]string{"-mac", nodeMACs[i], "-default-cidr", nodeDefCIDRs[i],
@@ -123,7 +126,7 @@ func (o *overlayTopo) newNode(t *testing.T, i int) *overlayNode {
 
 // readVNs records each node's label and checks that a VN's VNI is the same
 // on both nodes and that labels and VNIs are set.
-func (o *overlayTopo) readVNs(t *testing.T) {
+func (o *overlayTopo) readVNs(t testing.TB) {
 	t.Helper()
 	for i, n := range o.nodes {
 		o.labels[i] = map[string]uint32{}
@@ -146,7 +149,7 @@ func (o *overlayTopo) readVNs(t *testing.T) {
 
 // tunnelRoute adds, on node from, a route in vn for prefix through a tunnel
 // to node to, with to's label and the VN's VNI.
-func (o *overlayTopo) tunnelRoute(t *testing.T, from int, vn, prefix string, to int) {
+func (o *overlayTopo) tunnelRoute(t testing.TB, from int, vn, prefix string, to int) {
 	t.Helper()
 	o.nodes[from].mustCtl(t, "route", "add", "--network", vn, "--prefix", prefix, "--tunnel", nodeIPs[to],
 		"--label", strconv.FormatUint(uint64(o.labels[to][vn]), 10), "--vni", strconv.FormatUint(uint64(o.vni[vn]), 10))
