@@ -414,7 +414,8 @@ func freePort(t *testing.T) int {
 }
 
 // TestCoreDNS runs the real CoreDNS beside the test and resolves the
-// `kubernetes` Service and a new Service through it with real DNS queries.
+// `kubernetes` Service and a new Service (forward and reverse) through it
+// with real DNS queries.
 func TestCoreDNS(t *testing.T) {
 	e := Require(t)
 	cs := clientset(t, e)
@@ -466,5 +467,11 @@ func TestCoreDNS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lookup("web."+ns+".svc."+ClusterDomain+".", svc.Spec.ClusterIP)
+	name := "web." + ns + ".svc." + ClusterDomain + "."
+	lookup(name, svc.Spec.ClusterIP)
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if names, err := res.LookupAddr(qctx, svc.Spec.ClusterIP); err != nil || len(names) != 1 || names[0] != name {
+		t.Errorf("reverse lookup of %s: %v %v, want %s", svc.Spec.ClusterIP, names, err, name)
+	}
 }
