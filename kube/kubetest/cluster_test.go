@@ -61,14 +61,18 @@ func createNamespace(t *testing.T, cs *kubernetes.Clientset, name string) {
 	}
 }
 
-// TestKubernetesService: the `kubernetes` Service has the first address of
+// TestKubernetesService: the `kubernetes` Service (which kube-apiserver
+// makes shortly after it reports healthy) has the first address of
 // ServiceCIDR.
 func TestKubernetesService(t *testing.T) {
 	e := Require(t)
-	svc, err := clientset(t, e).CoreV1().Services("default").Get(context.Background(), "kubernetes", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs := clientset(t, e)
+	var svc *corev1.Service
+	waitFor(t, 30*time.Second, "default/kubernetes exists", func() (bool, error) {
+		var err error
+		svc, err = cs.CoreV1().Services("default").Get(context.Background(), "kubernetes", metav1.GetOptions{})
+		return err == nil, err
+	})
 	if svc.Spec.ClusterIP != KubernetesServiceIP {
 		t.Errorf("kubernetes ClusterIP %s, want %s", svc.Spec.ClusterIP, KubernetesServiceIP)
 	}
