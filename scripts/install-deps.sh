@@ -19,10 +19,11 @@ have ovs-vswitchd || need+=(openvswitch-switch) # xvr-bench ovs-afxdp; starts it
 [[ -x /usr/bin/etcd ]] || need+=(etcd-server)
 # kube-proxy (kube/kubetest) execs these inside a node namespace: iptables
 # mode iptables-restore/-save (Debian's iptables is the nft backend) and
-# conntrack, nftables mode nft.
+# conntrack, nftables mode nft; every mode cleans up the others (ipset).
 have iptables-restore || need+=(iptables)
 have nft || need+=(nftables)
 have conntrack || need+=(conntrack)
+have ipset || need+=(ipset) # only to clean up after the ipvs mode, which kube-proxy always tries
 
 if ((${#need[@]})); then
 	if [[ $(id -u) -ne 0 ]]; then

@@ -61,28 +61,32 @@ func createNamespace(t *testing.T, cs *kubernetes.Clientset, name string) {
 	}
 }
 
-// TestKubernetesService: the `kubernetes` Service has the first address of
+// TestKubernetesService: the `kubernetes` Service (which kube-apiserver
+// makes shortly after it reports healthy) has the first address of
 // ServiceCIDR.
 func TestKubernetesService(t *testing.T) {
 	e := Require(t)
-	svc, err := clientset(t, e).CoreV1().Services("default").Get(context.Background(), "kubernetes", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs := clientset(t, e)
+	var svc *corev1.Service
+	waitFor(t, 30*time.Second, "default/kubernetes exists", func() (bool, error) {
+		var err error
+		svc, err = cs.CoreV1().Services("default").Get(context.Background(), "kubernetes", metav1.GetOptions{})
+		return err == nil, err
+	})
 	if svc.Spec.ClusterIP != KubernetesServiceIP {
 		t.Errorf("kubernetes ClusterIP %s, want %s", svc.Spec.ClusterIP, KubernetesServiceIP)
 	}
 }
 
-// TestAdvertiseAddress: on an Env of its own, the `kubernetes` Service's
-// endpoint is Options.AdvertiseAddress:SecurePort (with the default,
-// 127.0.0.1, there is none: Endpoints may not hold a loopback address), and
-// the serving certificate, verified with CAFile, names that address and
-// the Service.
-func TestAdvertiseAddress(t *testing.T) {
+// TestOptions: on an Env of its own, the `kubernetes` Service's endpoint is
+// Options.AdvertiseAddress:SecurePort (with the default, 127.0.0.1, there
+// is none: Endpoints may not hold a loopback address), the serving
+// certificate, verified with CAFile, names that address and the Service,
+// and with Options.ServiceAccountAdmission a Pod gets its token volume.
+func TestOptions(t *testing.T) {
 	Require(t) // for -short
 	const addr = "198.18.99.1"
-	e, err := StartWith(Options{AdvertiseAddress: net.ParseIP(addr)})
+	e, err := StartWith(Options{AdvertiseAddress: net.ParseIP(addr), ServiceAccountAdmission: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,6 +127,33 @@ func TestAdvertiseAddress(t *testing.T) {
 		if err := leaf.VerifyHostname(name); err != nil {
 			t.Errorf("serving certificate: %v", err)
 		}
+	}
+	t.Run("serviceaccount-admission", func(t *testing.T) { checkServiceAccountAdmission(t, e, cs) })
+}
+
+// checkServiceAccountAdmission: a Pod is rejected until the controller
+// manager has made its Namespace's default ServiceAccount, then admitted
+// with the projected token volume.
+func checkServiceAccountAdmission(t *testing.T, e *Env, cs *kubernetes.Clientset) {
+	ctx := context.Background()
+	const ns = "sa-admission"
+	createNamespace(t, cs, ns)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "pause"}}},
+	}
+	if _, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err == nil || !strings.Contains(err.Error(), "serviceaccount") {
+		t.Fatalf("a Pod without its ServiceAccount: %v, want rejected", err)
+	}
+	e.StartControllerManager(t, ControllerManagerOptions{})
+	var got *corev1.Pod
+	waitFor(t, 60*time.Second, "the Pod is admitted once default exists", func() (bool, error) {
+		var err error
+		got, err = cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+		return err == nil, err
+	})
+	if got.Spec.ServiceAccountName != "default" || len(got.Spec.Volumes) != 1 || got.Spec.Volumes[0].Projected == nil {
+		t.Errorf("admitted Pod: account %q, volumes %+v; want default and a projected token volume", got.Spec.ServiceAccountName, got.Spec.Volumes)
 	}
 }
 
@@ -414,7 +445,8 @@ func freePort(t *testing.T) int {
 }
 
 // TestCoreDNS runs the real CoreDNS beside the test and resolves the
-// `kubernetes` Service and a new Service through it with real DNS queries.
+// `kubernetes` Service and a new Service (forward and reverse) through it
+// with real DNS queries.
 func TestCoreDNS(t *testing.T) {
 	e := Require(t)
 	cs := clientset(t, e)
@@ -466,5 +498,11 @@ func TestCoreDNS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lookup("web."+ns+".svc."+ClusterDomain+".", svc.Spec.ClusterIP)
+	name := "web." + ns + ".svc." + ClusterDomain + "."
+	lookup(name, svc.Spec.ClusterIP)
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if names, err := res.LookupAddr(qctx, svc.Spec.ClusterIP); err != nil || len(names) != 1 || names[0] != name {
+		t.Errorf("reverse lookup of %s: %v %v, want %s", svc.Spec.ClusterIP, names, err, name)
+	}
 }

@@ -12,7 +12,8 @@
 // and bound Pods themselves, and set their status as kubelet would.
 // Without StartControllerManager nothing creates ServiceAccounts,
 // EndpointSlices or a Deployment's Pods either; the ServiceAccount
-// admission plugin stays off (as envtest has it), so Pods need no account.
+// admission plugin is off (as envtest has it, unless
+// Options.ServiceAccountAdmission), so Pods need no account.
 //
 // Importers: tests only (kube/controller, kube/node, e2e).
 package kubetest
@@ -86,6 +87,13 @@ type Options struct {
 	// SecurePort on its underlay to 127.0.0.1:SecurePort. Default
 	// 127.0.0.1.
 	AdvertiseAddress net.IP
+	// ServiceAccountAdmission turns on kube-apiserver's ServiceAccount
+	// admission plugin, which envtest turns off: a Pod then gets its
+	// Namespace's default ServiceAccount and a projected token volume,
+	// and is rejected while that account does not exist yet (as in a real
+	// cluster, where the controller manager makes it). Use it with
+	// StartControllerManager.
+	ServiceAccountAdmission bool
 }
 
 // Paths returns where kube-apiserver and etcd are expected.
@@ -136,7 +144,7 @@ func StartWith(o Options) (*Env, error) {
 	}
 	e := &Env{dir: dir, certDir: filepath.Join(dir, "apiserver"), Kubeconfig: filepath.Join(dir, "admin.kubeconfig")}
 	e.CAFile = filepath.Join(e.certDir, caCertFile)
-	if err := e.start(apiserver, etcd, advertise); err != nil {
+	if err := e.start(apiserver, etcd, advertise, o.ServiceAccountAdmission); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
@@ -147,7 +155,7 @@ func StartWith(o Options) (*Env, error) {
 }
 
 // start prepares the cert dir and envtest's environment and starts it.
-func (e *Env) start(apiserver, etcd string, advertise net.IP) error {
+func (e *Env) start(apiserver, etcd string, advertise net.IP, saAdmission bool) error {
 	// envtest finds its binaries in one directory: link them there.
 	assets := filepath.Join(e.dir, "bin")
 	if err := linkAll(assets, apiserver, etcd); err != nil {
@@ -167,9 +175,12 @@ func (e *Env) start(apiserver, etcd string, advertise net.IP) error {
 	e.env.ControlPlane.Etcd = &envtest.Etcd{DataDir: filepath.Join(e.dir, "etcd")}
 	as := &envtest.APIServer{CertDir: e.certDir}
 	as.SecureServing.CA = ca // envtest keeps our certificates, as apiserver.crt exists
-	as.Configure().
+	args := as.Configure().
 		Set("service-cluster-ip-range", ServiceCIDR).
 		Set("advertise-address", advertise.String())
+	if saAdmission {
+		args.Disable("disable-admission-plugins") // envtest's default lists ServiceAccount
+	}
 	e.env.ControlPlane.APIServer = as
 	cfg, err := e.env.Start()
 	if err != nil {
