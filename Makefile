@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 CMDS    := $(notdir $(wildcard cmd/*))
 
-.PHONY: all build deps install test test-unit fmt-check vet bench bench-quick demo demo-single-node generate clean fuzz soak kube-bins kube-apiserver
+.PHONY: all build deps install uninstall test test-unit fmt-check vet bench bench-quick demo demo-single-node generate clean fuzz soak kube-bins kube-apiserver
 
 all: build
 
@@ -92,6 +92,17 @@ install: build
 	install -m 0644 deploy/xvrd.service $(DESTDIR)/etc/systemd/system/xvrd.service
 	[ -e $(DESTDIR)/etc/xvr/xvrd.env ] || install -m 0644 deploy/xvrd.env $(DESTDIR)/etc/xvr/xvrd.env
 	install -m 0644 deploy/10-xvr.conflist $(DESTDIR)/etc/cni/net.d/10-xvr.conflist
+	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+
+# Uninstall from a node: stop the unit, remove the host interface, its routes
+# and the masquerade chain (xvrd -uninstall), then the installed files. The
+# state store (/var/lib/xvr) is kept.
+uninstall:
+	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl disable --now xvrd || true; fi
+	if [ -z "$(DESTDIR)" ] && [ -x $(PREFIX)/bin/xvrd ]; then $(PREFIX)/bin/xvrd -uninstall; fi
+	rm -f $(DESTDIR)$(PREFIX)/bin/xvrd $(DESTDIR)$(PREFIX)/bin/xvrctl $(DESTDIR)$(PREFIX)/bin/xvr-cni
+	rm -f $(DESTDIR)/opt/cni/bin/xvr $(DESTDIR)/opt/cni/bin/contrail-k8s-cni
+	rm -f $(DESTDIR)/etc/systemd/system/xvrd.service $(DESTDIR)/etc/cni/net.d/10-xvr.conflist
 	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 generate:
