@@ -2,9 +2,13 @@ package e2e
 
 import (
 	"encoding/json"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
 
 	"github.com/xvr-project/xvr/internal/nettest"
 	"github.com/xvr-project/xvr/vrouter/api"
@@ -64,6 +68,87 @@ func testKernelVTEPDynamic(t *testing.T, o *overlayTopo) {
 			t.Errorf("node 0 %s went from %d to %d while the VTEP talked to the pod", r, before[r], after[r])
 		}
 	}
+	t.Run("strict-drops", func(t *testing.T) { testStrictDrops(t, o, vtep, vx) })
+}
+
+// testStrictDrops: a valid IPv4 packet to left1 behind EtherType 0x88b5 or
+// 0x86dd, sent by the VTEP inside VXLAN to the vRouter MAC, is not
+// delivered; 200 echo requests with a wrong ICMP checksum from left1 to its
+// gateway get no answer. xvrctl dropstats shows each with its reason.
+func testStrictDrops(t *testing.T, o *overlayTopo, vtep *nettest.NS, vx string) {
+	n0 := o.nodes[0]
+	var st api.Status
+	n0.ctlJSON(t, &st, "status")
+	rtr, _ := net.ParseMAC(st.MAC)
+	vxMAC, _ := net.ParseMAC(vtep.MAC(t, vx))
+	podMAC, _ := net.ParseMAC(o.left1.ns.MAC(t, "eth1"))
+	before, rxBefore := dropCounts(t, n0.node), rxPackets(t, o.left1.ns, "eth1")
+	const n = 100
+	for _, et := range []layers.EthernetType{0x88b5, layers.EthernetTypeIPv6} {
+		f := e2eFrame(t, &layers.Ethernet{SrcMAC: vxMAC, DstMAC: rtr, EthernetType: et},
+			&layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: net.ParseIP(dynVTEPAddr), DstIP: net.ParseIP(left1IP)},
+			&layers.UDP{SrcPort: 7, DstPort: 9}, gopacket.Payload("not for the pod"))
+		if sent := vtep.SendFrame(t, vx, f, n); sent != n {
+			t.Fatalf("sent %d of %d frames of EtherType %v", sent, n, et)
+		}
+	}
+	echo := e2eFrame(t, &layers.Ethernet{SrcMAC: podMAC, DstMAC: rtr, EthernetType: layers.EthernetTypeIPv4},
+		&layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolICMPv4, SrcIP: net.ParseIP(left1IP), DstIP: net.ParseIP("198.18.10.254")},
+		&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoRequest, 0), Id: 77, Seq: 1}, gopacket.Payload("bad sum"))
+	echo[14+20+2] ^= 0xff // the ICMP checksum
+	if sent := o.left1.ns.SendFrame(t, "eth1", echo, 200); sent != 200 {
+		t.Fatalf("sent %d of 200 echo requests", sent)
+	}
+	want := map[string]uint64{"overlay_unknown_ethertype": 2 * n, "icmp_checksum": 200}
+	out := n0.mustCtl(t, "dropstats")
+	shown := dropTableCounts(out)
+	for r, w := range want {
+		if got := shown[r] - before[r]; got != w {
+			t.Errorf("xvrctl dropstats %s: +%d, want +%d\n%s", r, got, w, out)
+		}
+	}
+	if rx := rxPackets(t, o.left1.ns, "eth1") - rxBefore; rx >= n {
+		t.Errorf("left1 received %d packets on eth1 while %d frames of other EtherTypes and 200 bad echoes came", rx, 2*n)
+	}
+}
+
+// e2eFrame serializes layers with lengths and checksums computed.
+func e2eFrame(t *testing.T, ls ...gopacket.SerializableLayer) []byte {
+	t.Helper()
+	for i, l := range ls {
+		if u, ok := l.(*layers.UDP); ok {
+			_ = u.SetNetworkLayerForChecksum(ls[i-1].(*layers.IPv4))
+		}
+	}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// dropTableCounts reads xvrctl dropstats' table (REASON COUNT).
+func dropTableCounts(out string) map[string]uint64 {
+	m := map[string]uint64{}
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) == 2 {
+			if c, err := strconv.ParseUint(f[1], 10, 64); err == nil {
+				m[f[0]] = c
+			}
+		}
+	}
+	return m
+}
+
+// rxPackets is dev's received packet count in ns.
+func rxPackets(t *testing.T, ns *nettest.NS, dev string) uint64 {
+	t.Helper()
+	out := strings.TrimSpace(ns.Run(t, "cat", "/sys/class/net/"+dev+"/statistics/rx_packets"))
+	c, err := strconv.ParseUint(out, 10, 64)
+	if err != nil {
+		t.Fatalf("rx_packets of %s: %q", dev, out)
+	}
+	return c
 }
 
 // checkVTEPLearned: the VTEP's neighbour for left1 is node 0's vRouter MAC
