@@ -25,7 +25,7 @@ func (a *Agent) Vifs(context.Context) []api.Vif {
 	for _, p := range a.ports {
 		v := p.view()
 		out = append(out, api.Vif{ID: v.Vif, Name: v.HostIfName, Type: api.VifVirtual, Port: v.ID,
-			Network: p.net.vn().spec.VNName, VRF: p.net.vn().spec.VRF, MAC: v.MAC, IP: v.IP, State: v.State,
+			Network: v.Network, VN: p.net.vn().spec.VNName, VRF: p.net.vn().spec.VRF, MAC: v.MAC, IP: v.IP, State: v.State,
 			RXPackets: p.stats.RXPackets.Load(), RXBytes: p.stats.RXBytes.Load(),
 			TXPackets: p.stats.TXPackets.Load(), TXBytes: p.stats.TXBytes.Load(), Drops: p.stats.Drops.Load()})
 	}

@@ -362,7 +362,7 @@ func (b *Backend) Vifs(context.Context) []api.Vif {
 		c := uint64(p.Vif)
 		vifs = append(vifs, api.Vif{
 			ID: p.Vif, Name: p.HostIfName, Type: api.VifVirtual, Port: p.ID, Network: p.Network,
-			VRF: n.VRF, MAC: p.MAC, IP: p.IP, State: p.State,
+			VN: n.VNName, VRF: n.VRF, MAC: p.MAC, IP: p.IP, State: p.State,
 			RXPackets: 10 * c, RXBytes: 1000 * c, TXPackets: 20 * c, TXBytes: 2000 * c, Drops: c,
 		})
 	}
