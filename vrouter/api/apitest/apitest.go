@@ -152,8 +152,8 @@ func (b *Backend) ApplyNetwork(_ context.Context, n api.Network) (api.Network, e
 
 // fillNetwork validates n and sets the fields xvrd sets.
 func (b *Backend) fillNetwork(n *api.Network) error {
+	n.VNName, n.Project = nad.ContrailNames(nad.DefaultCluster, n.Namespace, n.Name) // a reference's own, as xvrd
 	if n.Ref != nil {
-		n.VNName, n.Project = n.Ref.Name, n.Ref.Project
 		return nil
 	}
 	p, err := netip.ParsePrefix(n.CIDR)
@@ -166,7 +166,6 @@ func (b *Backend) fillNetwork(n *api.Network) error {
 	}
 	n.CIDR = p.Masked().String()
 	n.Gateway, n.DNS = gw.String(), dns.String()
-	n.VNName, n.Project = nad.ContrailNames(nad.DefaultCluster, n.Namespace, n.Name)
 	return nil
 }
 
