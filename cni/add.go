@@ -32,6 +32,9 @@ func cmdAdd(args *skel.CmdArgs) error {
 		if err != nil {
 			return err
 		}
+		if err := resolveNetworks(ctx, c, atts); err != nil {
+			return err
+		}
 		a, err := newAdder(c, conf, args, k.PodRef())
 		if err != nil {
 			return err

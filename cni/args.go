@@ -21,7 +21,7 @@ func ParseArgs(s string) (*K8sArgs, error) {
 	a := &K8sArgs{}
 	a.IgnoreUnknown = true
 	if err := types.LoadArgs(s, a); err != nil {
-		return nil, types.NewError(types.ErrInvalidNetworkConfig, "parsing CNI_ARGS: "+err.Error(), "")
+		return nil, types.NewError(types.ErrInvalidNetworkConfig, clip("parsing CNI_ARGS: "+err.Error(), maxMsg), "")
 	}
 	return a, nil
 }

@@ -64,23 +64,23 @@ func (c *Config) setDefaults() {
 
 func (c *Config) validate() error {
 	if !filepath.IsAbs(c.Socket) {
-		return invalidConfig("socket %q: not an absolute path", c.Socket)
+		return invalidConfig("socket %s: not an absolute path", echo(c.Socket))
 	}
 	if c.HostNetns != "" && !filepath.IsAbs(c.HostNetns) {
-		return invalidConfig("hostNetns %q: not an absolute path", c.HostNetns)
+		return invalidConfig("hostNetns %s: not an absolute path", echo(c.HostNetns))
 	}
 	if c.MTU != 0 && (c.MTU < MinMTU || c.MTU > MaxMTU) {
 		return invalidConfig("mtu %d: outside %d..%d", c.MTU, MinMTU, MaxMTU)
 	}
 	ns, name, ok := strings.Cut(c.DefaultNetwork, "/")
 	if !ok || !isDNSLabel(ns) || !isDNSSubdomain(name) {
-		return invalidConfig("defaultNetwork %q: want namespace/name (DNS-1123)", c.DefaultNetwork)
+		return invalidConfig("defaultNetwork %s: want namespace/name (DNS-1123)", echo(c.DefaultNetwork))
 	}
 	return nil
 }
 
 func invalidConfig(format string, args ...any) error {
-	return types.NewError(types.ErrInvalidNetworkConfig, "invalid xvr config: "+fmt.Sprintf(format, args...), "")
+	return types.NewError(types.ErrInvalidNetworkConfig, clip("invalid xvr config: "+fmt.Sprintf(format, args...), maxMsg), "")
 }
 
 var (

@@ -81,7 +81,7 @@ func parseTextSelection(s string) ([]*nadv1.NetworkSelectionElement, error) {
 	for _, item := range strings.Split(s, ",") {
 		e, err := parseTextElement(strings.TrimSpace(item))
 		if err != nil {
-			return nil, fmt.Errorf("networks annotation: %q: %w", item, err)
+			return nil, fmt.Errorf("networks annotation: %s: %w", echo(item), err)
 		}
 		elems = append(elems, e)
 	}
@@ -105,7 +105,7 @@ func parseTextElement(item string) (*nadv1.NetworkSelectionElement, error) {
 	}
 	for _, part := range []string{e.Namespace, e.Name, e.InterfaceRequest} {
 		if part != "" && !dnsLabel.MatchString(part) {
-			return nil, fmt.Errorf("%q is not lower case alphanumerics and '-'", part)
+			return nil, fmt.Errorf("%s is not lower case alphanumerics and '-'", echo(part))
 		}
 	}
 	return e, nil
@@ -119,10 +119,10 @@ func checkNames(elems []*nadv1.NetworkSelectionElement, podNamespace string) err
 			e.Namespace = podNamespace
 		}
 		if !isDNSLabel(e.Namespace) {
-			return fmt.Errorf("networks annotation: element %d: namespace %q is not a DNS-1123 label", i, e.Namespace)
+			return fmt.Errorf("networks annotation: element %d: namespace %s is not a DNS-1123 label", i, echo(e.Namespace))
 		}
 		if !isDNSSubdomain(e.Name) {
-			return fmt.Errorf("networks annotation: element %d: network name %q is not a DNS-1123 subdomain", i, e.Name)
+			return fmt.Errorf("networks annotation: element %d: network name %s is not a DNS-1123 subdomain", i, echo(e.Name))
 		}
 	}
 	return nil
@@ -163,13 +163,13 @@ func requestedNames(defaultIf string, elems []*nadv1.NetworkSelectionElement) (m
 			continue
 		}
 		if why := badIfName(n); why != "" {
-			return nil, fmt.Errorf("networks annotation: element %d: interface %q: %s", i, n, why)
+			return nil, fmt.Errorf("networks annotation: element %d: interface %s: %s", i, echo(n), why)
 		}
 		if n == defaultIf {
-			return nil, fmt.Errorf("networks annotation: element %d: interface %q is the default network's", i, n)
+			return nil, fmt.Errorf("networks annotation: element %d: interface %s is the default network's", i, echo(n))
 		}
 		if taken[n] {
-			return nil, fmt.Errorf("networks annotation: element %d: duplicate interface name %q", i, n)
+			return nil, fmt.Errorf("networks annotation: element %d: duplicate interface name %s", i, echo(n))
 		}
 		taken[n] = true
 	}
@@ -226,7 +226,7 @@ func staticIP(ips []string) (netip.Addr, int, error) {
 		return netip.Addr{}, 0, nil
 	case 1:
 	default:
-		return netip.Addr{}, 0, fmt.Errorf("ips %q: one address per interface", ips)
+		return netip.Addr{}, 0, fmt.Errorf("ips %s: one address per interface", echo(fmt.Sprintf("%q", ips)))
 	}
 	s, plen := ips[0], 0
 	if p, err := netip.ParsePrefix(s); err == nil {
@@ -234,13 +234,13 @@ func staticIP(ips []string) (netip.Addr, int, error) {
 	}
 	ip, err := netip.ParseAddr(s)
 	if err != nil || !ip.Is4() {
-		return netip.Addr{}, 0, fmt.Errorf("ips %q: not an IPv4 address", ips[0])
+		return netip.Addr{}, 0, fmt.Errorf("ips %s: not an IPv4 address", echo(ips[0]))
 	}
 	if !ip.IsGlobalUnicast() {
-		return netip.Addr{}, 0, fmt.Errorf("ips %q: not a unicast address", ips[0])
+		return netip.Addr{}, 0, fmt.Errorf("ips %s: not a unicast address", echo(ips[0]))
 	}
 	if plen == 0 && strings.Contains(ips[0], "/") {
-		return netip.Addr{}, 0, fmt.Errorf("ips %q: prefix length 0", ips[0])
+		return netip.Addr{}, 0, fmt.Errorf("ips %s: prefix length 0", echo(ips[0]))
 	}
 	return ip, plen, nil
 }
@@ -252,13 +252,13 @@ func staticMAC(s string) (net.HardwareAddr, error) {
 	}
 	mac, err := net.ParseMAC(s)
 	if err != nil || len(mac) != 6 {
-		return nil, fmt.Errorf("mac %q: not an Ethernet MAC address", s)
+		return nil, fmt.Errorf("mac %s: not an Ethernet MAC address", echo(s))
 	}
 	if mac[0]&1 != 0 {
-		return nil, fmt.Errorf("mac %q: multicast, want unicast", s)
+		return nil, fmt.Errorf("mac %s: multicast, want unicast", echo(s))
 	}
 	if string(mac) == "\x00\x00\x00\x00\x00\x00" {
-		return nil, fmt.Errorf("mac %q: all zeros", s)
+		return nil, fmt.Errorf("mac %s: all zeros", echo(s))
 	}
 	return mac, nil
 }
@@ -270,7 +270,7 @@ func defaultRoute(gws []net.IP) (bool, netip.Addr, error) {
 		return false, netip.Addr{}, nil
 	case 1:
 	default:
-		return false, netip.Addr{}, fmt.Errorf("default-route %v: one gateway per interface", gws)
+		return false, netip.Addr{}, fmt.Errorf("default-route %s: one gateway per interface", echo(fmt.Sprint(gws)))
 	}
 	gw, ok := netip.AddrFromSlice(gws[0])
 	if !ok || !gw.Unmap().Is4() {

@@ -216,8 +216,9 @@ func testDuplicate(t *testing.T, cn *cniNode) {
 	cn.assertNoTrace(t, p.rt.ContainerID)
 }
 
-// testUnknown: the ADD fails after eth0 and eth1 were made; nothing is left,
-// and the next pod gets the very addresses the failed one had been given.
+// testUnknown: the ADD fails on the unknown network before any interface is
+// made (the plugin resolves every network first); nothing is left, and the
+// next pod gets the lowest free addresses.
 func testUnknown(t *testing.T, cn *cniNode) {
 	wantDefault, wantLeft := lowestFree(t, cn, defaultCIDR), lowestFree(t, cn, "198.18.10.0/24")
 	cn.setPod(t, "default", "unknown", `[{"name":"vn-left-1"},{"name":"nope"}]`)

@@ -35,7 +35,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("/metrics: %d\n%s", code, body)
 	}
 	m := parseMetrics(t, body)
-	rx := fmt.Sprintf(`xvr_vif_rx_packets_total{name=%q,network="k8s-vn-left-1-pod-network",vif=`, tp.a.HostIf)
+	rx := fmt.Sprintf(`xvr_vif_rx_packets_total{name=%q,network="default/vn-left-1",vif=`, tp.a.HostIf)
 	if v, ok := m.first(rx); !ok || v < 3 {
 		t.Fatalf("%s...}: %v (found %v), want >= 3\n%s", rx, v, ok, body)
 	}

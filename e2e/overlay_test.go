@@ -42,6 +42,7 @@ func testOverlay(t *testing.T, encap string) {
 	t.Run("isolation", func(t *testing.T) { testOverlayIsolation(t, o) })
 	t.Run("host-traffic", func(t *testing.T) { testHostTraffic(t, o) })
 	t.Run("kernel-vtep", func(t *testing.T) { testKernelVTEP(t, o) })
+	t.Run("kernel-vtep-dynamic", func(t *testing.T) { testKernelVTEPDynamic(t, o) })
 }
 
 // wantEncap is the encapsulation xvrd should pick towards another xvrd.

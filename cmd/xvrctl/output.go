@@ -97,9 +97,9 @@ func nextHopString(nh api.RouteNextHop) string {
 }
 
 func vifTable(t *table, vifs []api.Vif) {
-	t.row("VIF", "NAME", "TYPE", "VN", "VRF", "MAC", "IP", "STATE", "RX-PKTS", "RX-BYTES", "TX-PKTS", "TX-BYTES", "DROPS")
+	t.row("VIF", "NAME", "TYPE", "NETWORK", "VN", "VRF", "MAC", "IP", "STATE", "RX-PKTS", "RX-BYTES", "TX-PKTS", "TX-BYTES", "DROPS")
 	for _, v := range vifs {
-		t.row(v.ID, v.Name, v.Type, v.Network, v.VRF, v.MAC, v.IP, v.State,
+		t.row(v.ID, v.Name, v.Type, v.Network, v.VN, v.VRF, v.MAC, v.IP, v.State,
 			v.RXPackets, v.RXBytes, v.TXPackets, v.TXBytes, v.Drops)
 	}
 }

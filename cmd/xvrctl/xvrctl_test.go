@@ -46,7 +46,7 @@ func TestApplyExamples(t *testing.T) {
 		{"vn-left-1.yaml", "network default/vn-left-1 (k8s-vn-left-1-pod-network in k8s-default) configured\n"},
 		{"vn-right-1.yaml", "network default/vn-right-1 (k8s-vn-right-1-pod-network in k8s-default) configured\n"},
 		{"vn-blue.yaml", "network blue/vn-blue (k8s-vn-blue-pod-network in k8s-blue) configured\n"},
-		{"vn-ref.yaml", "network other/left-alias (k8s-vn-left-1-pod-network in k8s-default) configured\n"},
+		{"vn-ref.yaml", "network other/left-alias (k8s-left-alias-pod-network in k8s-other) configured\n"},
 	}
 	for _, w := range want {
 		for range 2 { // idempotent
@@ -61,7 +61,7 @@ NAMESPACE  NAME        VN                          PROJECT      CIDR            
 blue       vn-blue     k8s-vn-blue-pod-network     k8s-blue     198.18.30.0/24      198.18.30.254  3    fabric,snat
 default    vn-left-1   k8s-vn-left-1-pod-network   k8s-default  198.18.10.0/24      198.18.10.254  1    -
 default    vn-right-1  k8s-vn-right-1-pod-network  k8s-default  198.18.20.0/24      198.18.20.254  2    -
-other      left-alias  k8s-vn-left-1-pod-network   k8s-default  ref:default-domain  198.18.10.254  1    -`)
+other      left-alias  k8s-left-alias-pod-network  k8s-other    ref:default-domain  198.18.10.254  1    -`)
 	var nets []api.Network
 	if err := json.Unmarshal([]byte(ok(t, sock, "-o", "json", "network", "list")), &nets); err != nil || len(nets) != 4 {
 		t.Errorf("network list -o json = %+v, %v", nets, err)
@@ -118,9 +118,9 @@ NETWORK            PREFIX          NEXT-HOP          SOURCE
 default/vn-left-1  198.18.40.0/24  port 3f2a9c/eth1  static
 default/vn-left-1  198.18.41.0/24  discard           static`)
 	golden(t, ok(t, sock, "vif"), `
-VIF  NAME        TYPE     VN                 VRF  MAC                IP           STATE  RX-PKTS  RX-BYTES  TX-PKTS  TX-BYTES  DROPS
-0    eth0        fabric   -                  0    02:00:00:00:00:01  -            up     0        0         0        0         0
-1    xvr3f2a9c1  virtual  default/vn-left-1  1    02:00:00:00:10:03  198.18.10.3  up     10       1000      20       2000      1`)
+VIF  NAME        TYPE     NETWORK            VN                         VRF  MAC                IP           STATE  RX-PKTS  RX-BYTES  TX-PKTS  TX-BYTES  DROPS
+0    eth0        fabric   -                  -                          0    02:00:00:00:00:01  -            up     0        0         0        0         0
+1    xvr3f2a9c1  virtual  default/vn-left-1  k8s-vn-left-1-pod-network  1    02:00:00:00:10:03  198.18.10.3  up     10       1000      20       2000      1`)
 	golden(t, ok(t, sock, "rt", "--vn", "default/vn-left-1"), `
 PREFIX            NH  TYPE     VIF  STATIC
 198.18.10.254/32  1   receive  -    -

@@ -20,6 +20,7 @@ var helpers = map[string]func(args []string, out io.Writer) error{
 	"tcp-sink":   tcpSink,
 	"tcp-source": tcpSource,
 	"raw-send":   rawSend,
+	"raw-frame":  rawFrame,
 }
 
 // MaybeRunHelper runs the helper named by $XVR_NETTEST_HELPER and exits the

@@ -29,7 +29,7 @@ func (a *Agent) Vifs(context.Context) []api.Vif {
 			typ = api.VifHost
 		}
 		out = append(out, api.Vif{ID: v.Vif, Name: v.HostIfName, Type: typ, Port: v.ID,
-			Network: p.net.vn().spec.VNName, VRF: p.net.vn().spec.VRF, MAC: v.MAC, IP: v.IP, State: v.State,
+			Network: v.Network, VN: p.net.vn().spec.VNName, VRF: p.net.vn().spec.VRF, MAC: v.MAC, IP: v.IP, State: v.State,
 			RXPackets: p.stats.RXPackets.Load(), RXBytes: p.stats.RXBytes.Load(),
 			TXPackets: p.stats.TXPackets.Load(), TXBytes: p.stats.TXBytes.Load(), Drops: p.stats.Drops.Load()})
 	}

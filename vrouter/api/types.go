@@ -227,11 +227,14 @@ const (
 
 // Vif is one forwarder interface with its live counters (TF's `vif --list`).
 type Vif struct {
-	ID        uint32 `json:"id"`
-	Name      string `json:"name"`
-	Type      string `json:"type"`
-	Port      string `json:"port,omitempty"`
+	ID   uint32 `json:"id"`
+	Name string `json:"name"`
+	Type string `json:"type"`
+	Port string `json:"port,omitempty"`
+	// Network is the port's network, "namespace/name" (two NADs of one name
+	// in two namespaces differ here); VN is its Contrail VN name.
 	Network   string `json:"network,omitempty"`
+	VN        string `json:"vn,omitempty"`
 	VRF       uint32 `json:"vrf"`
 	MAC       string `json:"mac,omitempty"`
 	IP        string `json:"ip,omitempty"`

@@ -34,6 +34,8 @@ type Pipeline struct {
 	ip  packet.IPv4
 	arp packet.ARP
 	dec encap.Decapped
+	// outer is the scratch outer header of replies sent back in a tunnel.
+	outer encap.Outer
 }
 
 // batchCtx is what every frame of one batch shares: all came in on one vif.
@@ -161,6 +163,9 @@ func (p *Pipeline) receive(c *batchCtx, f []byte) Verdict {
 	if !packet.IsEchoRequest(ip, &p.ip) {
 		return Verdict{Reason: ReceiveUnhandled}
 	}
+	if r := echoRefused(ip, &p.ip); r != Forward {
+		return Verdict{Reason: r}
+	}
 	packet.EchoReply(f, &p.ip, c.s.MAC)
 	return Verdict{Vif: c.in}
 }
@@ -185,6 +190,9 @@ func (p *Pipeline) toVif(c *batchCtx, d *afxdp.Desc, f []byte, nh *NextHop) Verd
 func (p *Pipeline) timeExceeded(c *batchCtx, d *afxdp.Desc, f []byte) Verdict {
 	if !packet.ErrorAllowed(f[packet.EthLen:], &p.ip) {
 		return Verdict{Reason: TTLExceeded}
+	}
+	if icmpChecksumBad(f[packet.EthLen:], &p.ip) {
+		return Verdict{Reason: ICMPChecksum}
 	}
 	chunkEnd := (d.Addr | (p.FrameSize - 1)) + 1
 	if chunkEnd > uint64(len(c.mem)) {
@@ -258,13 +266,16 @@ func (p *Pipeline) fabricIn(c *batchCtx, d *afxdp.Desc) Verdict {
 	if vrf == nil || vrf.Table == nil {
 		return Verdict{Reason: UnknownLabel}
 	}
+	if v, done := p.overlayL2(c, d, buf, base, vrf); done {
+		return v
+	}
 	off, n := encap.InnerEthernet(buf, dec, [6]byte{}, [6]byte{})
 	if n == 0 {
 		return Verdict{Reason: DecapError}
 	}
 	f := buf[off : off+n]
 	if r := p.parseIPv4(f); r != Forward {
-		return Verdict{Reason: r}
+		return Verdict{Reason: overlayIPReason(r)}
 	}
 	nh := c.s.localNH(vrf, p.ip.Dst)
 	if nh == nil {
@@ -283,6 +294,9 @@ func (p *Pipeline) fragNeeded(c *batchCtx, d *afxdp.Desc, f []byte, mtu int) Ver
 	ip := f[packet.EthLen:]
 	if ip[6]&0x40 == 0 || !packet.ErrorAllowed(ip, &p.ip) {
 		return Verdict{Reason: MTUExceeded}
+	}
+	if icmpChecksumBad(ip, &p.ip) {
+		return Verdict{Reason: ICMPChecksum}
 	}
 	_, end, ok := p.chunk(c, d)
 	if !ok {

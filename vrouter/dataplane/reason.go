@@ -39,6 +39,16 @@ const (
 	XSKRxRingFull // the socket's RX ring was full
 	XSKFillEmpty  // the fill ring was empty when a frame arrived
 	XSKTxInvalid  // the kernel refused a TX descriptor
+
+	// Decapsulated frames get a pod frame's checks, counted apart.
+	OverlayL2DstMismatch    // inner frame not addressed to the vRouter (nor broadcast, for ARP)
+	OverlayUnknownEtherType // inner frame neither IPv4 nor ARP (IPv6 and VLAN tags included)
+	OverlayInvalidARP       // malformed inner ARP
+	OverlayARPNotMe         // inner ARP we do not answer (replies, probes, no local pod has the address)
+	OverlayInvalidIPHeader  // inner IPv4 version, IHL or total length wrong, or truncated
+	OverlayIPChecksum       // inner IPv4 header checksum does not verify
+
+	ICMPChecksum // an ICMP message the vRouter would answer or rewrite has a wrong checksum
 	NumReasons
 )
 
@@ -75,6 +85,14 @@ var reasonNames = [NumReasons]string{
 	XSKRxRingFull:      "xsk_rx_ring_full",
 	XSKFillEmpty:       "xsk_fill_ring_empty",
 	XSKTxInvalid:       "xsk_tx_invalid_desc",
+
+	OverlayL2DstMismatch:    "overlay_l2_dst_mismatch",
+	OverlayUnknownEtherType: "overlay_unknown_ethertype",
+	OverlayInvalidARP:       "overlay_invalid_arp",
+	OverlayARPNotMe:         "overlay_arp_not_me",
+	OverlayInvalidIPHeader:  "overlay_invalid_ip_header",
+	OverlayIPChecksum:       "overlay_ip_checksum",
+	ICMPChecksum:            "icmp_checksum",
 }
 
 // String is the reason's dropstats name.

@@ -103,6 +103,9 @@ func (p *Pipeline) toSNAT(c *batchCtx, d *afxdp.Desc, f []byte, nh *NextHop) Ver
 	if !ok {
 		return Verdict{Reason: SNATUnsupported}
 	}
+	if icmpChecksumBad(ip, &p.ip) {
+		return Verdict{Reason: ICMPChecksum}
+	}
 	k := flowtable.Key{VRF: c.vif.VRF, Src: p.ip.Src, Dst: p.ip.Dst, SrcPort: sport, DstPort: dport, Proto: p.ip.Proto}
 	ref, act, hit := s.Flows.Lookup(&k)
 	if !hit {
@@ -162,6 +165,9 @@ func (p *Pipeline) snatReturn(c *batchCtx, f []byte) Verdict {
 	sport, dport, ok := l4Ports(ip, &p.ip, false)
 	if !ok {
 		return Verdict{Reason: SNATNoFlow}
+	}
+	if icmpChecksumBad(ip, &p.ip) {
+		return Verdict{Reason: ICMPChecksum}
 	}
 	k := flowtable.Key{VRF: SNATVRF, Src: p.ip.Src, Dst: p.ip.Dst, SrcPort: sport, DstPort: dport, Proto: p.ip.Proto}
 	ref, act, hit := s.Flows.Lookup(&k)

@@ -40,7 +40,7 @@ type Collector struct {
 // NewCollector returns a Collector of src and flows (nil: no flow table,
 // no flow metrics); version is reported in xvr_build_info.
 func NewCollector(src Source, flows FlowSource, version string) *Collector {
-	vif := []string{"vif", "name", "network"}
+	vif := []string{"vif", "name", "network", "vn"}
 	return &Collector{src: src, flows: flows, version: version,
 		vifRxPackets: desc("xvr_vif_rx_packets_total", "Packets received on the vif.", vif...),
 		vifRxBytes:   desc("xvr_vif_rx_bytes_total", "Bytes received on the vif.", vif...),
@@ -87,7 +87,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (c *Collector) collectVif(ch chan<- prometheus.Metric, v api.Vif) {
-	l := []string{strconv.FormatUint(uint64(v.ID), 10), v.Name, v.Network}
+	l := []string{strconv.FormatUint(uint64(v.ID), 10), v.Name, v.Network, v.VN}
 	for _, m := range []struct {
 		d *prometheus.Desc
 		n uint64

@@ -33,7 +33,7 @@ func newFake() *fakeSource {
 	return &fakeSource{
 		vifs: []api.Vif{
 			{ID: 0, Name: "eth1", Type: "fabric", RXPackets: 10, RXBytes: 1000, TXPackets: 20, TXBytes: 2000, Drops: 1},
-			{ID: 3, Name: "xvp1h", Network: "k8s-vn-left-1-pod-network", RXPackets: 5, RXBytes: 420, TXPackets: 4, TXBytes: 336},
+			{ID: 3, Name: "xvp1h", Network: "default/vn-left-1", VN: "k8s-vn-left-1-pod-network", RXPackets: 5, RXBytes: 420, TXPackets: 4, TXBytes: 336},
 		},
 		drops: []api.DropStat{{Reason: "no_route", Count: 7}, {Reason: "ttl_exceeded", Count: 0}},
 	}
@@ -44,16 +44,16 @@ func TestCollector(t *testing.T) {
 	want := `
 # HELP xvr_vif_rx_packets_total Packets received on the vif.
 # TYPE xvr_vif_rx_packets_total counter
-xvr_vif_rx_packets_total{name="eth1",network="",vif="0"} 10
-xvr_vif_rx_packets_total{name="xvp1h",network="k8s-vn-left-1-pod-network",vif="3"} 5
+xvr_vif_rx_packets_total{name="eth1",network="",vif="0",vn=""} 10
+xvr_vif_rx_packets_total{name="xvp1h",network="default/vn-left-1",vif="3",vn="k8s-vn-left-1-pod-network"} 5
 # HELP xvr_vif_tx_bytes_total Bytes transmitted on the vif.
 # TYPE xvr_vif_tx_bytes_total counter
-xvr_vif_tx_bytes_total{name="eth1",network="",vif="0"} 2000
-xvr_vif_tx_bytes_total{name="xvp1h",network="k8s-vn-left-1-pod-network",vif="3"} 336
+xvr_vif_tx_bytes_total{name="eth1",network="",vif="0",vn=""} 2000
+xvr_vif_tx_bytes_total{name="xvp1h",network="default/vn-left-1",vif="3",vn="k8s-vn-left-1-pod-network"} 336
 # HELP xvr_vif_drops_total Packets received on the vif and dropped.
 # TYPE xvr_vif_drops_total counter
-xvr_vif_drops_total{name="eth1",network="",vif="0"} 1
-xvr_vif_drops_total{name="xvp1h",network="k8s-vn-left-1-pod-network",vif="3"} 0
+xvr_vif_drops_total{name="eth1",network="",vif="0",vn=""} 1
+xvr_vif_drops_total{name="xvp1h",network="default/vn-left-1",vif="3",vn="k8s-vn-left-1-pod-network"} 0
 # HELP xvr_drops_total Packets dropped by the forwarder, by reason (dropstats).
 # TYPE xvr_drops_total counter
 xvr_drops_total{reason="no_route"} 7
@@ -82,8 +82,8 @@ xvr_build_info{goversion="` + runtime.Version() + `",version="v1.2.3"} 1
 	if err := testutil.CollectAndCompare(c, strings.NewReader(`
 # HELP xvr_vif_rx_bytes_total Bytes received on the vif.
 # TYPE xvr_vif_rx_bytes_total counter
-xvr_vif_rx_bytes_total{name="eth1",network="",vif="0"} 1000
-xvr_vif_rx_bytes_total{name="xvp1h",network="k8s-vn-left-1-pod-network",vif="3"} 420
+xvr_vif_rx_bytes_total{name="eth1",network="",vif="0",vn=""} 1000
+xvr_vif_rx_bytes_total{name="xvp1h",network="default/vn-left-1",vif="3",vn="k8s-vn-left-1-pod-network"} 420
 `), "xvr_vif_rx_bytes_total"); err != nil {
 		t.Fatal(err)
 	}

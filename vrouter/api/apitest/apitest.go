@@ -152,8 +152,8 @@ func (b *Backend) ApplyNetwork(_ context.Context, n api.Network) (api.Network, e
 
 // fillNetwork validates n and sets the fields xvrd sets.
 func (b *Backend) fillNetwork(n *api.Network) error {
+	n.VNName, n.Project = nad.ContrailNames(nad.DefaultCluster, n.Namespace, n.Name) // a reference's own, as xvrd
 	if n.Ref != nil {
-		n.VNName, n.Project = n.Ref.Name, n.Ref.Project
 		return nil
 	}
 	p, err := netip.ParsePrefix(n.CIDR)
@@ -166,7 +166,6 @@ func (b *Backend) fillNetwork(n *api.Network) error {
 	}
 	n.CIDR = p.Masked().String()
 	n.Gateway, n.DNS = gw.String(), dns.String()
-	n.VNName, n.Project = nad.ContrailNames(nad.DefaultCluster, n.Namespace, n.Name)
 	return nil
 }
 
@@ -362,7 +361,7 @@ func (b *Backend) Vifs(context.Context) []api.Vif {
 		c := uint64(p.Vif)
 		vifs = append(vifs, api.Vif{
 			ID: p.Vif, Name: p.HostIfName, Type: api.VifVirtual, Port: p.ID, Network: p.Network,
-			VRF: n.VRF, MAC: p.MAC, IP: p.IP, State: p.State,
+			VN: n.VNName, VRF: n.VRF, MAC: p.MAC, IP: p.IP, State: p.State,
 			RXPackets: 10 * c, RXBytes: 1000 * c, TXPackets: 20 * c, TXBytes: 2000 * c, Drops: c,
 		})
 	}
