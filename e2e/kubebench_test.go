@@ -508,7 +508,7 @@ func pidIn(b *testing.B, ns *nettest.NS, comm string) int {
 	return found[0]
 }
 
-// offloads is dev's transmit checksum, TSO and GSO settings in ns.
+// offloads is dev's transmit checksum, TSO, GSO and GRO settings in ns.
 func offloads(ns *nettest.NS, dev string) string {
 	out, err := ns.Try("ethtool", "-k", dev)
 	if err != nil {
@@ -516,9 +516,9 @@ func offloads(ns *nettest.NS, dev string) string {
 	}
 	var fs []string
 	for _, line := range strings.Split(out, "\n") {
-		k, v, ok := strings.Cut(line, ": ")
-		switch k {
-		case "tx-checksumming", "tcp-segmentation-offload", "generic-segmentation-offload", "generic-receive-offload":
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ": ")
+		switch k { // tx-tcp-segmentation, not tcp-segmentation-offload: that stays "on" when only requested
+		case "tx-checksumming", "tx-tcp-segmentation", "generic-segmentation-offload", "generic-receive-offload":
 			if ok {
 				fs = append(fs, k+"="+strings.Fields(v)[0])
 			}
