@@ -55,8 +55,8 @@ import (
 // connections that did not complete; xvrd-cpu-% is xvrd's CPU time over
 // the sub-benchmark (100 = one vCPU) and machine-cpu-% the whole
 // machine's busy time (other processes' included). ns/op is reported as 0
-// (an op is a fixed time). The parent logs the table of each figure next to its peer
-// with the ratio. Run with:
+// (an op is a fixed time). The parent logs each figure next to its peer
+// with the ratio (with -count, the last run of each). Run with:
 //
 //	go test -run '^$' -bench KubeNodeNetwork -benchtime 3x ./e2e/
 const (
