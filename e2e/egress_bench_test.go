@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,47 +9,21 @@ import (
 	"github.com/xvr-project/xvr/internal/nettest"
 )
 
-// iperfResult is what one iperf3 client run measured.
-type iperfResult struct {
-	gbps        float64
-	retransmits int
-}
-
 // iperf runs an iperf3 server (one test) in srv on addr:port and a client
 // in cli for secs seconds, one TCP stream.
-func iperf(t testing.TB, srv, cli *nettest.NS, addr string, port, secs int) iperfResult {
+func iperf(t testing.TB, srv, cli *nettest.NS, addr string, port, secs int) iperfRun {
 	t.Helper()
-	p := strconv.Itoa(port)
-	server := srv.Start(t, "iperf3", "-s", "-1", "-B", addr, "-p", p)
-	var out string
-	var err error
-	for range 50 { // until the server listens
-		out, err = cli.Try("iperf3", "-c", addr, "-p", p, "-t", strconv.Itoa(secs), "-J")
-		if !strings.Contains(out, "unable to connect") { // iperf3 -J exits 0 then too
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	server := srv.Start(t, "iperf3", "-s", "-1", "-B", addr, "-p", strconv.Itoa(port))
+	waitFor(t, "iperf3 listens", 10*time.Second, func() (bool, error) {
+		out, err := srv.Try("ss", "-Hltn", "sport", "=", ":"+strconv.Itoa(port))
+		return err == nil && strings.TrimSpace(out) != "", err
+	})
+	r, err := iperfIn(cli.Name, addr, port, secs)
 	_ = server.Wait(5 * time.Second)
 	if err != nil {
-		t.Fatalf("iperf3 -c %s:%d: %v\n%s", addr, port, err, tail(out, 1500))
+		t.Fatalf("iperf3 -c %s:%d: %v", addr, port, err)
 	}
-	var r struct {
-		Error string `json:"error"`
-		End   struct {
-			SumSent     struct{ Retransmits int } `json:"sum_sent"`
-			SumReceived struct {
-				BitsPerSecond float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
-		} `json:"end"`
-	}
-	if err := json.Unmarshal([]byte(out), &r); err != nil {
-		t.Fatalf("iperf3 output: %v\n%s", err, tail(out, 1500))
-	}
-	if r.Error != "" || r.End.SumReceived.BitsPerSecond == 0 {
-		t.Fatalf("iperf3 -c %s:%d: %q\n%s", addr, port, r.Error, tail(out, 3000))
-	}
-	return iperfResult{gbps: r.End.SumReceived.BitsPerSecond / 1e9, retransmits: r.End.SumSent.Retransmits}
+	return r
 }
 
 // connRate opens, uses (one HTTP GET) and closes connections from the
@@ -97,7 +70,7 @@ func BenchmarkEgress(b *testing.B) {
 			// At most 500 connections: fabric SNAT holds a closed flow's
 			// port for 10 s and its TCP pool has 1024 (TF's).
 			rate := connRate(b, p.pod.ns.Name, "http://"+underlayIP+":8090/", time.Second, 500)
-			res[p.name] = append(res[p.name], r.gbps, float64(r.retransmits), rate)
+			res[p.name] = append(res[p.name], r.bytes*8/r.seconds/1e9, float64(r.retrans), rate)
 		}
 	}
 	b.StopTimer()

@@ -47,18 +47,27 @@ func (cn *cniNode) kernelRoutes(t testing.TB) string {
 // httpServe answers GET / in the namespace on port with body.
 func httpServe(t testing.TB, nsName string, port int, body string) {
 	t.Helper()
-	var ln net.Listener
-	if err := inNetns(nsName, func() (err error) {
-		ln, err = net.Listen("tcp4", fmt.Sprintf(":%d", port))
-		return err
-	}); err != nil {
-		t.Fatalf("http server in %s: %v", nsName, err)
-	}
+	ln := listenTCPIn(t, nsName, port)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s from %s", body, r.RemoteAddr)
 	}), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln) //nolint:errcheck // ends with Close
 	t.Cleanup(func() { srv.Close() })
+}
+
+// listenTCPIn listens on port (every address) inside the namespace until
+// the test ends.
+func listenTCPIn(t testing.TB, nsName string, port int) net.Listener {
+	t.Helper()
+	var ln net.Listener
+	if err := inNetns(nsName, func() (err error) {
+		ln, err = net.Listen("tcp4", fmt.Sprintf(":%d", port))
+		return err
+	}); err != nil {
+		t.Fatalf("listening on :%d in %s: %v", port, nsName, err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
 }
 
 // httpGet does a GET from inside the namespace, as kubelet's httpGet probe

@@ -209,43 +209,13 @@ func newKubeBench(b *testing.B) []*kbPath {
 	return paths
 }
 
-// startProxies is startNodeNetwork for a benchmark and the Linux node:
-// kube-controller-manager, and the real kube-proxy (iptables mode) in every
-// node's namespace, each with its node's pod range as clusterCIDR; it
-// waits until each has programmed the kubernetes Service.
+// startProxies is startNodeNetwork (kube-controller-manager, kube-proxy in
+// iptables mode on the xvr nodes) plus the real kube-proxy on the Linux
+// node, with its pod range as clusterCIDR.
 func (kc *kubeCluster) startProxies(b *testing.B, ln *linuxNode) {
-	kc.kcm = kc.env.StartControllerManager(b, kubetest.ControllerManagerOptions{})
-	proxy := func(ns *nettest.NS, name, ip, cidr string) *nettest.Proc {
-		args, err := kubetest.KubeProxyArgs(b.TempDir(), kubetest.KubeProxyConfig{Mode: kubetest.ProxyModeIPTables,
-			NodeName: name, NodeIP: ip, ClusterCIDR: cidr, Kubeconfig: kc.env.Kubeconfig})
-		if err != nil {
-			b.Fatal(err)
-		}
-		return ns.Start(b, args...)
-	}
-	for _, n := range kc.nodes {
-		n.hostIP = n.hostAddr(b)
-		n.proxy = proxy(n.ns, n.name, n.ip, kubeDefaultCIDR)
-	}
-	ln.proxy = proxy(ln.ns, ln.name, ln.ip, linuxPodCIDR)
-	type proxied struct {
-		name string
-		ns   *nettest.NS
-		proc *nettest.Proc
-	}
-	all := []proxied{{ln.name, ln.ns, ln.proxy}}
-	for _, n := range kc.nodes {
-		all = append(all, proxied{n.name, n.ns, n.proxy})
-	}
-	for _, p := range all {
-		waitFor(b, "kube-proxy on "+p.name+" programs the kubernetes Service", 60*time.Second, func() (bool, error) {
-			out, _ := p.ns.Try("iptables-save", "-t", "nat")
-			if strings.Contains(out, kubetest.KubernetesServiceIP) {
-				return true, nil
-			}
-			return false, fmt.Errorf("no rule for %s yet; kube-proxy log:\n%s", kubetest.KubernetesServiceIP, tail(p.proc.Output(), 1500))
-		})
-	}
+	kc.startNodeNetwork(b, kubetest.ProxyModeIPTables)
+	ln.proxy = kc.startKubeProxy(b, ln.ns, ln.name, ln.ip, linuxPodCIDR, kubetest.ProxyModeIPTables)
+	waitKubeProxy(b, ln.ns, ln.name, ln.proxy, kubetest.ProxyModeIPTables)
 }
 
 // xvrPod creates, attaches (real CNI) and readies a pod on the xvr node.
@@ -293,7 +263,7 @@ func benchTCP(b *testing.B, from *nettest.NS, dst string) kbFigure {
 	start := time.Now()
 	b.ResetTimer()
 	for ; ops < b.N && (ops == 0 || time.Since(start) < kbMaxSub); ops++ {
-		r, err := iperfIn(from.Name, dst, kbIperfSecs)
+		r, err := iperfIn(from.Name, dst, kbIperfPort, kbIperfSecs)
 		if err != nil {
 			b.Fatalf("iperf3 %s -> %s: %v", from.Name, dst, err)
 		}
@@ -314,12 +284,12 @@ type iperfRun struct {
 	retrans        int
 }
 
-// iperfIn runs one iperf3 client for secs in the namespace, bounded by a
-// timeout, and returns what the server received.
-func iperfIn(nsName, dst string, secs int) (iperfRun, error) {
+// iperfIn runs one iperf3 client to dst:port for secs in the namespace,
+// bounded by a timeout, and returns what the server received.
+func iperfIn(nsName, dst string, port, secs int) (iperfRun, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs)*time.Second+15*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", nsName, "iperf3", "-c", dst, "-p", strconv.Itoa(kbIperfPort),
+	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", nsName, "iperf3", "-c", dst, "-p", strconv.Itoa(port),
 		"-t", strconv.Itoa(secs), "-J", "--connect-timeout", "3000").Output()
 	var res struct {
 		End struct {
@@ -460,14 +430,7 @@ func shortConn(addr string) error {
 // reads one line, writes "ok\n" and closes.
 func shortConnServe(t testing.TB, nsName string, port int) {
 	t.Helper()
-	var ln net.Listener
-	if err := inNetns(nsName, func() (err error) {
-		ln, err = net.Listen("tcp4", fmt.Sprintf(":%d", port))
-		return err
-	}); err != nil {
-		t.Fatalf("short-connection server in %s: %v", nsName, err)
-	}
-	t.Cleanup(func() { ln.Close() })
+	ln := listenTCPIn(t, nsName, port)
 	go func() {
 		for {
 			c, err := ln.Accept()

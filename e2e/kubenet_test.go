@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/xvr-project/xvr/internal/nettest"
 	"github.com/xvr-project/xvr/kube/kubetest"
 )
 
@@ -29,31 +30,45 @@ const kubeDNSIP = "198.18.96.10"
 // underlay (a forwarder at underlayIP). It waits until each node's host
 // interface is up and its kube-proxy has programmed the `kubernetes`
 // Service.
-func (kc *kubeCluster) startNodeNetwork(t *testing.T, mode string) {
+func (kc *kubeCluster) startNodeNetwork(t testing.TB, mode string) {
 	t.Helper()
 	kc.ov.underlay.ForwardTCPTo(t, fmt.Sprintf("%s:%d", underlayIP, kc.env.SecurePort), kc.api)
 	kc.kcm = kc.env.StartControllerManager(t, kubetest.ControllerManagerOptions{})
 	for _, n := range kc.nodes {
 		n.hostIP = n.hostAddr(t)
-		args, err := kubetest.KubeProxyArgs(t.TempDir(), kubetest.KubeProxyConfig{Mode: mode, NodeName: n.name,
-			NodeIP: n.ip, ClusterCIDR: kubeDefaultCIDR, Kubeconfig: kc.env.Kubeconfig})
-		if err != nil {
-			t.Fatal(err)
-		}
-		n.proxy = n.ns.Start(t, args...)
+		n.proxy = kc.startKubeProxy(t, n.ns, n.name, n.ip, kubeDefaultCIDR, mode)
 	}
 	for _, n := range kc.nodes {
-		waitFor(t, "kube-proxy on "+n.name+" programs the kubernetes Service", 60*time.Second, func() (bool, error) {
-			out, _ := n.ns.Try("iptables-save", "-t", "nat")
-			if mode == kubetest.ProxyModeNFTables {
-				out, _ = n.ns.Try("nft", "list", "table", "ip", "kube-proxy")
-			}
-			if strings.Contains(out, kubetest.KubernetesServiceIP) {
-				return true, nil
-			}
-			return false, fmt.Errorf("no rule for %s yet; kube-proxy log:\n%s", kubetest.KubernetesServiceIP, tail(n.proxy.Output(), 1500))
-		})
+		waitKubeProxy(t, n.ns, n.name, n.proxy, mode)
 	}
+}
+
+// startKubeProxy runs the real kube-proxy in ns for Node name (address
+// ip), with the pods' range cidr as its clusterCIDR.
+func (kc *kubeCluster) startKubeProxy(t testing.TB, ns *nettest.NS, name, ip, cidr, mode string) *nettest.Proc {
+	t.Helper()
+	args, err := kubetest.KubeProxyArgs(t.TempDir(), kubetest.KubeProxyConfig{Mode: mode, NodeName: name,
+		NodeIP: ip, ClusterCIDR: cidr, Kubeconfig: kc.env.Kubeconfig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ns.Start(t, args...)
+}
+
+// waitKubeProxy waits until the kube-proxy in ns has programmed the
+// kubernetes Service.
+func waitKubeProxy(t testing.TB, ns *nettest.NS, name string, proxy *nettest.Proc, mode string) {
+	t.Helper()
+	waitFor(t, "kube-proxy on "+name+" programs the kubernetes Service", 60*time.Second, func() (bool, error) {
+		out, _ := ns.Try("iptables-save", "-t", "nat")
+		if mode == kubetest.ProxyModeNFTables {
+			out, _ = ns.Try("nft", "list", "table", "ip", "kube-proxy")
+		}
+		if strings.Contains(out, kubetest.KubernetesServiceIP) {
+			return true, nil
+		}
+		return false, fmt.Errorf("no rule for %s yet; kube-proxy log:\n%s", kubetest.KubernetesServiceIP, tail(proxy.Output(), 1500))
+	})
 }
 
 // ready sets the pod's status as kubelet does once its sandbox has the
