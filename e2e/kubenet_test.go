@@ -290,7 +290,9 @@ func kubeNetWalk(t, owner *testing.T, kc *kubeCluster) {
 		}
 	}
 	nodePort := fmt.Sprint(web.Spec.Ports[0].NodePort)
-	// NodePort from the other node (n1 -> n0's address; the endpoint is on n1) and from the underlay.
+	// NodePort from the node itself, from the other node (n1 -> n0's
+	// address; the endpoint is on n1) and from the underlay.
+	eventually(t, "n0 -> its own NodePort", 10*time.Second, func() (string, error) { return httpGet(n0.ns.Name, "http://"+n0.ip+":"+nodePort+"/") }, "web-0")
 	eventually(t, "n1 -> n0 NodePort", 10*time.Second, func() (string, error) { return httpGet(n1.ns.Name, "http://"+n0.ip+":"+nodePort+"/") }, "web-0")
 	eventually(t, "underlay -> n0 NodePort", 10*time.Second, func() (string, error) {
 		return httpGet(kc.ov.underlay.Name, "http://"+n0.ip+":"+nodePort+"/")
