@@ -193,6 +193,13 @@ spec:
 	if body, err := httpGet(cn.ns.Name, "http://"+greenIP+":8082/"); err != nil || !strings.HasPrefix(body, "pod-a-green from "+hostIP+":") {
 		t.Fatalf("node -> vn-green %s: %q, %v\n%s", greenIP, body, err, cn.diag(t))
 	}
+	// ... but not a way around VN isolation: a pod of the default network
+	// only, whose packets to vn-green the kernel would forward, does not
+	// reach it.
+	b := cn.addPod(t, "default", "pod-b", "")
+	if out, err := b.ping(greenIP, 2); err == nil {
+		t.Fatalf("a default-network pod reached vn-green %s through the node's kernel:\n%s", greenIP, out)
+	}
 	// A secondary VN that did not opt in: no kernel route, and xvr drops
 	// the kernel's packets to it even with one.
 	if out, err := cn.ns.Try("ping", "-c", "1", "-W", "1", blueIP); err == nil {

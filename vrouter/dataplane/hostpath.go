@@ -19,11 +19,16 @@ import (
 
 // lookup finds dst's next hop in the batch's VRF; for the kernel's frames,
 // a destination in a VN that opted in to host access is looked up in that
-// VN's table.
+// VN's table. A packet the kernel forwards from a pod of the default
+// network to such a VN finds no route: host access is the node's, not a
+// way around the isolation between VNs.
 func (p *Pipeline) lookup(c *batchCtx, dst [4]byte) (uint32, bool) {
 	if h := &c.s.Host; c.in == h.Vif && h.Valid && len(h.VRFs) > 0 && !c.vrf.Contains(dst) {
 		for _, id := range h.VRFs {
 			if v := c.s.vrf(id); v != nil && v.Table != nil && v.Contains(dst) {
+				if c.vrf.Contains(p.ip.Src) && p.ip.Src != h.IP {
+					return 0, false
+				}
 				return v.Table.Lookup(dst)
 			}
 		}

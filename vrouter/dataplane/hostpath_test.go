@@ -75,6 +75,18 @@ func TestHostPath(t *testing.T) {
 	if _, _, v := processWith(s, 3, tcpFrame(t, ipC, ipHost, 80, 41000)); v[0].Reason != NoRoute {
 		t.Fatalf("VN 2 -> the host address: %+v, want no_route", v[0])
 	}
+	if _, _, v := processWith(s, 4, tcpFrame(t, ipHost, ipC, 41000, 80)); v[0].Reason != NoRoute {
+		t.Fatalf("kernel -> VN 2 without host access: %+v, want no_route", v[0])
+	}
+	// With host access, the kernel reaches VN 2, but a default-network
+	// pod's packet the kernel forwards there does not.
+	s.Host.VRFs = []uint32{2}
+	if _, _, v := processWith(s, 4, tcpFrame(t, ipHost, ipC, 41000, 80)); v[0] != (Verdict{Vif: 3}) {
+		t.Fatalf("kernel -> VN 2 with host access: %+v", v[0])
+	}
+	if _, _, v := processWith(s, 4, tcpFrame(t, ipA, ipC, 41000, 80)); v[0].Reason != NoRoute {
+		t.Fatalf("pod A through the kernel -> VN 2: %+v, want no_route", v[0])
+	}
 }
 
 func TestHostPathZeroAllocs(t *testing.T) {
