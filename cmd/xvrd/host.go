@@ -101,8 +101,5 @@ func uninstall(o options) error {
 	if o.hostIf == "" {
 		return nil
 	}
-	if err := hostif.Remove(hostif.Config{Name: o.hostIf, Peer: o.hostPeer}); err != nil {
-		return err
-	}
-	return nil
+	return hostif.Remove(hostif.Config{Name: o.hostIf, Peer: o.hostPeer})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -83,5 +84,21 @@ func TestWatchdogOff(t *testing.T) {
 	case <-done:
 	case <-time.After(2 * time.Second):
 		t.Fatal("watchdog ran without WATCHDOG_USEC")
+	}
+}
+
+func TestHostAccess(t *testing.T) {
+	def := netip.MustParsePrefix("198.18.104.0/22")
+	nets := []api.Network{
+		{Name: "default", CIDR: "198.18.104.0/22", HostAccess: true},  // the default network itself
+		{Name: "green", CIDR: "198.18.102.0/24", HostAccess: true},    // in
+		{Name: "blue", CIDR: "198.18.101.0/24"},                       // not opted in
+		{Name: "inner", CIDR: "198.18.105.0/24", HostAccess: true},    // overlaps the default network
+		{Name: "green2", CIDR: "198.18.102.128/25", HostAccess: true}, // overlaps green
+		{Name: "ref", HostAccess: true, Ref: &api.NetworkRef{Name: "x"}},
+	}
+	got := hostAccess(nets, def)
+	if len(got) != 1 || got[0] != netip.MustParsePrefix("198.18.102.0/24") {
+		t.Fatalf("hostAccess = %v, want [198.18.102.0/24]", got)
 	}
 }

@@ -7,8 +7,8 @@ import (
 	"github.com/xvr-project/xvr/vrouter/api"
 )
 
-// HostPortID is the port id of the node's host interface. Ids from the API
-// always hold a "/" (container/interface), so it cannot clash with a pod's.
+// HostPortID is the port id of the node's host interface; ApplyPort and
+// DeletePort refuse it, so no API call can take or remove it.
 const HostPortID = "host"
 
 // HostPort is the node's host interface as xvrd made it: a veth pair whose
@@ -23,7 +23,7 @@ type HostPort struct {
 }
 
 // ApplyHost attaches the host interface to the cluster default network
-// (idempotent): the kernel end gets an address of that network (the first
+// (idempotent): the kernel end gets an address of that network (the highest
 // free one, kept across restarts and claimed cluster-wide like a pod's, so
 // other nodes route it here), and the network's 0.0.0.0/0 goes to it: pod
 // traffic that is not for the network (Services, the node, the outside)
@@ -52,14 +52,4 @@ func (a *Agent) rebuildHostTables(old *port) {
 			a.rebuildTable(n)
 		}
 	}
-}
-
-// RemoveHost detaches the host interface and releases its address; the
-// default network's traffic to the outside is dropped again (no_route).
-func (a *Agent) RemoveHost(ctx context.Context) error {
-	err := a.deletePort(ctx, HostPortID)
-	if api.IsNotFound(err) {
-		return nil
-	}
-	return err
 }
