@@ -24,7 +24,8 @@ vet:
 
 # The Kubernetes binaries the Kubernetes tests (kube/kubetest) run, built
 # from the Go module proxy into .cache/kube/bin once (scripts/kube-bins.sh):
-# kube-apiserver, kube-controller-manager, kube-proxy (tools/kube) and
+# kube-apiserver, kube-controller-manager, kube-proxy, kube-scheduler,
+# kubectl, kubelet (tools/kube, one go build) and
 # coredns (tools/coredns); etcd is Debian's (make deps). kube-apiserver is
 # the old name of this target.
 kube-bins:
