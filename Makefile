@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 CMDS    := $(notdir $(wildcard cmd/*))
 
-.PHONY: all build deps install test test-unit fmt-check vet bench bench-quick demo demo-single-node generate clean fuzz soak kube-bins kube-apiserver
+.PHONY: all build deps install test test-unit fmt-check vet bench bench-quick demo demo-single-node generate clean fuzz soak kube-bins kube-apiserver images
 
 all: build
 
@@ -31,6 +31,13 @@ vet:
 kube-bins:
 	./scripts/kube-bins.sh
 kube-apiserver: kube-bins
+
+# The Kubernetes images (node, controller, pause, test-app) as docker-save
+# archives in .cache/images, built without a container engine
+# (scripts/images.sh, docs/decisions/0007-images-without-docker.md); load
+# one with `ctr -n k8s.io images import .cache/images/NAME.tar`.
+images:
+	./scripts/images.sh
 
 # The whole suite: unit, fuzz seeds, root/netns end-to-end tests (Kubernetes
 # ones against a real kube-apiserver + etcd), race detector, and every
