@@ -3,13 +3,17 @@
 // through controller-runtime's envtest, and on request the real
 // kube-controller-manager beside it (StartControllerManager). It also
 // writes the configuration of the node-side binaries a test runs itself:
-// kube-proxy (KubeProxyArgs) and CoreDNS (CoreDNSArgs). Every binary but
-// etcd is built from the Go module proxy into <repo>/.cache/kube/bin by
-// `make kube-bins` (scripts/kube-bins.sh).
+// kube-proxy (KubeProxyArgs) and CoreDNS (CoreDNSArgs). A real node is
+// StartContainerd (Debian's containerd 1.6 + runc, a root, state and
+// socket of its own, optionally in a node's network namespace; images
+// imported from archives, internal/image) with StartKubelet against it.
+// Every binary but etcd and containerd is built from the Go module proxy
+// into <repo>/.cache/kube/bin by `make kube-bins` (scripts/kube-bins.sh).
 //
 // The Service CIDR is ServiceCIDR, so the `kubernetes` Service is
-// KubernetesServiceIP. There is no scheduler or kubelet: tests create Nodes
-// and bound Pods themselves, and set their status as kubelet would.
+// KubernetesServiceIP. There is no scheduler: tests bind Pods themselves
+// (spec.nodeName), and without StartKubelet create Nodes and set Pods'
+// status as kubelet would.
 // Without StartControllerManager nothing creates ServiceAccounts,
 // EndpointSlices or a Deployment's Pods either; the ServiceAccount
 // admission plugin is off (as envtest has it, unless
