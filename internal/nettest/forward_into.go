@@ -75,3 +75,7 @@ func dialIn(name, addr string) (net.Conn, error) {
 	r := <-done
 	return r.c, r.err
 }
+
+// DialTCP connects to addr from inside n; the connection keeps n's
+// network namespace whatever goroutine uses it.
+func (n *NS) DialTCP(addr string) (net.Conn, error) { return dialIn(n.Name, addr) }

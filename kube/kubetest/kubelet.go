@@ -37,9 +37,9 @@ type KubeletOptions struct {
 	// the namespace a device with it); otherwise default kubelet's choice
 	// (the address of the default route's interface).
 	//
-	// kube-apiserver dials NodeIP and Port for logs, exec and
-	// port-forward; from the test's namespace it cannot reach an address
-	// of a node namespace, so those do not work there yet.
+	// kube-apiserver dials the Node (its name, else NodeIP) at Port for
+	// logs, exec and port-forward: that works when the Env was started
+	// with Options.KubeletEgress.
 	NodeIP string
 	// ClusterDNS is the Pods' nameservers (clusterDNS); empty: the node's
 	// resolv.conf only.
@@ -137,6 +137,14 @@ func (e *Env) StartKubelet(t testing.TB, o KubeletOptions) *Kubelet {
 	}
 	if o.Containerd.NetNS != "" {
 		(&nettest.NS{Name: o.Containerd.NetNS}).ForwardTCP(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(e.SecurePort)))
+	}
+	if e.egress != nil {
+		hosts := []string{o.NodeName}
+		if o.NodeIP != "" {
+			hosts = append(hosts, o.NodeIP)
+		}
+		e.egress.route(o.Containerd.NetNS, hosts...)
+		t.Cleanup(func() { e.egress.unroute(hosts...) })
 	}
 	cfg, err := writeKubeletConfig(dir, k.Port, "/xvr-"+o.NodeName, o)
 	if err != nil {

@@ -79,10 +79,22 @@ func waitRunning(t *testing.T, cs *kubernetes.Clientset, name string, timeout ti
 // network namespace of the test, the pause image made by internal/image.
 // A hostNetwork Pod runs with no CNI at all; then, with Debian's bridge
 // and host-local plugins configured, the Node turns Ready and a Pod of
-// its own network runs with an address of the bridge's range.
+// its own network runs with an address of the bridge's range. The API
+// server reaches the kubelet (a Pod's logs) through the egress proxy.
 func TestKubeletRunsPods(t *testing.T) {
-	e := Require(t)
+	if testing.Short() {
+		t.Skip("kubetest: a real node is not started under -short")
+	}
 	nettest.RequireRoot(t)
+	e, err := StartWith(Options{KubeletEgress: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := e.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
 	cs := clientset(t, e)
 	const ref = "xvr.local/pause:kubetest"
 	archive := pauseImage(t, t.TempDir(), ref)
@@ -110,6 +122,10 @@ func TestKubeletRunsPods(t *testing.T) {
 	}
 	if p := waitRunning(t, cs, host.Name, 90*time.Second); p.Status.PodIP != nodeIP {
 		t.Errorf("hostNetwork pod IP %q, want the node's %s", p.Status.PodIP, nodeIP)
+	}
+	// kube-apiserver -> egress proxy -> kubelet in the node namespace.
+	if _, err := cs.CoreV1().Pods("default").GetLogs(host.Name, &corev1.PodLogOptions{}).DoRaw(context.Background()); err != nil {
+		t.Errorf("logs of %s through kube-apiserver: %v", host.Name, err)
 	}
 
 	// A CNI network: a bridge of a unique name inside the node namespace.
