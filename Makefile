@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 CMDS    := $(notdir $(wildcard cmd/*))
 
-.PHONY: all build deps install uninstall test test-unit fmt-check vet bench bench-quick demo demo-single-node generate clean fuzz soak kube-bins kube-apiserver
+.PHONY: all build deps install uninstall test test-unit fmt-check vet bench bench-quick demo demo-single-node generate clean fuzz soak kube-bins kube-apiserver images
 
 all: build
 
@@ -24,12 +24,20 @@ vet:
 
 # The Kubernetes binaries the Kubernetes tests (kube/kubetest) run, built
 # from the Go module proxy into .cache/kube/bin once (scripts/kube-bins.sh):
-# kube-apiserver, kube-controller-manager, kube-proxy (tools/kube) and
+# kube-apiserver, kube-controller-manager, kube-proxy, kube-scheduler,
+# kubectl, kubelet (tools/kube, one go build) and
 # coredns (tools/coredns); etcd is Debian's (make deps). kube-apiserver is
 # the old name of this target.
 kube-bins:
 	./scripts/kube-bins.sh
 kube-apiserver: kube-bins
+
+# The Kubernetes images (node, controller, pause, test-app) as docker-save
+# archives in .cache/images, built without a container engine
+# (scripts/images.sh, docs/decisions/0007-images-without-docker.md); load
+# one with `ctr -n k8s.io images import .cache/images/NAME.tar`.
+images:
+	./scripts/images.sh
 
 # The whole suite: unit, fuzz seeds, root/netns end-to-end tests (Kubernetes
 # ones against a real kube-apiserver + etcd), race detector, and every

@@ -24,6 +24,13 @@ have iptables-restore || need+=(iptables)
 have nft || need+=(nftables)
 have conntrack || need+=(conntrack)
 have ipset || need+=(ipset) # only to clean up after the ipvs mode, which kube-proxy always tries
+# A real node (kube/kubetest's containerd and kubelet, issue 13): the tests
+# start containerd with their own root, state and socket, never the
+# system's; ldd (libc-bin) copies Debian's iptables and ip into images.
+have containerd || need+=(containerd)
+have runc || need+=(runc)
+[[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/host-local ]] || need+=(containernetworking-plugins)
+have ldd || need+=(libc-bin)
 
 if ((${#need[@]})); then
 	if [[ $(id -u) -ne 0 ]]; then
@@ -32,7 +39,7 @@ if ((${#need[@]})); then
 	fi
 	echo "install-deps: installing ${need[*]}"
 	export DEBIAN_FRONTEND=noninteractive
-	# The tests start their own etcd and OVS daemons; keep the packages from
+	# The tests start their own etcd, OVS and containerd daemons; keep the packages from
 	# starting system ones (policy-rc.d exit 101: "action forbidden"),
 	# unless the machine already has a policy of its own.
 	if [[ ! -e /usr/sbin/policy-rc.d ]]; then

@@ -18,6 +18,9 @@ import (
 type Forwarder struct {
 	ln   net.Listener
 	addr string // where it relays to, in the test's namespace
+	// dial, if set, opens the relayed connection instead of net.Dial of
+	// addr (ForwardTCPInto: inside a namespace).
+	dial func() (net.Conn, error)
 
 	mu     sync.Mutex
 	conns  map[net.Conn]bool
@@ -122,7 +125,11 @@ func (f *Forwarder) track(c net.Conn, add bool) bool {
 func (f *Forwarder) relay(in net.Conn) {
 	defer f.wg.Done()
 	defer in.Close()
-	out, err := net.Dial("tcp", f.addr)
+	dial := f.dial
+	if dial == nil {
+		dial = func() (net.Conn, error) { return net.Dial("tcp", f.addr) }
+	}
+	out, err := dial()
 	if err != nil {
 		return
 	}

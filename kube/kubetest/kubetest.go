@@ -3,13 +3,17 @@
 // through controller-runtime's envtest, and on request the real
 // kube-controller-manager beside it (StartControllerManager). It also
 // writes the configuration of the node-side binaries a test runs itself:
-// kube-proxy (KubeProxyArgs) and CoreDNS (CoreDNSArgs). Every binary but
-// etcd is built from the Go module proxy into <repo>/.cache/kube/bin by
-// `make kube-bins` (scripts/kube-bins.sh).
+// kube-proxy (KubeProxyArgs) and CoreDNS (CoreDNSArgs). A real node is
+// StartContainerd (Debian's containerd 1.6 + runc, a root, state and
+// socket of its own, optionally in a node's network namespace; images
+// imported from archives, internal/image) with StartKubelet against it.
+// Every binary but etcd and containerd is built from the Go module proxy
+// into <repo>/.cache/kube/bin by `make kube-bins` (scripts/kube-bins.sh).
 //
 // The Service CIDR is ServiceCIDR, so the `kubernetes` Service is
-// KubernetesServiceIP. There is no scheduler or kubelet: tests create Nodes
-// and bound Pods themselves, and set their status as kubelet would.
+// KubernetesServiceIP. There is no scheduler: tests bind Pods themselves
+// (spec.nodeName), and without StartKubelet create Nodes and set Pods'
+// status as kubelet would.
 // Without StartControllerManager nothing creates ServiceAccounts,
 // EndpointSlices or a Deployment's Pods either; the ServiceAccount
 // admission plugin is off (as envtest has it, unless
@@ -73,8 +77,9 @@ type Env struct {
 	dir     string
 	certDir string
 
-	mu  sync.Mutex
-	kcm *ControllerManager // running, if any
+	mu     sync.Mutex
+	kcm    *ControllerManager // running, if any
+	egress *egressProxy       // with Options.KubeletEgress
 }
 
 // Options are Start's choices; the zero value is the default.
@@ -94,6 +99,13 @@ type Options struct {
 	// cluster, where the controller manager makes it). Use it with
 	// StartControllerManager.
 	ServiceAccountAdmission bool
+	// KubeletEgress sends kube-apiserver's connections to nodes through
+	// an HTTP CONNECT proxy of the test (its "cluster" egress selector),
+	// which takes a connection to a Node of StartKubelet (its name or
+	// NodeIP) to the 127.0.0.1 of its kubelet's namespace: logs, exec and
+	// port-forward of Pods on StartKubelet's nodes then work, in node
+	// namespaces too. Other destinations are dialled as asked.
+	KubeletEgress bool
 }
 
 // Paths returns where kube-apiserver and etcd are expected.
@@ -144,7 +156,7 @@ func StartWith(o Options) (*Env, error) {
 	}
 	e := &Env{dir: dir, certDir: filepath.Join(dir, "apiserver"), Kubeconfig: filepath.Join(dir, "admin.kubeconfig")}
 	e.CAFile = filepath.Join(e.certDir, caCertFile)
-	if err := e.start(apiserver, etcd, advertise, o.ServiceAccountAdmission); err != nil {
+	if err := e.start(apiserver, etcd, advertise, o); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
@@ -155,7 +167,7 @@ func StartWith(o Options) (*Env, error) {
 }
 
 // start prepares the cert dir and envtest's environment and starts it.
-func (e *Env) start(apiserver, etcd string, advertise net.IP, saAdmission bool) error {
+func (e *Env) start(apiserver, etcd string, advertise net.IP, o Options) error {
 	// envtest finds its binaries in one directory: link them there.
 	assets := filepath.Join(e.dir, "bin")
 	if err := linkAll(assets, apiserver, etcd); err != nil {
@@ -178,12 +190,21 @@ func (e *Env) start(apiserver, etcd string, advertise net.IP, saAdmission bool) 
 	args := as.Configure().
 		Set("service-cluster-ip-range", ServiceCIDR).
 		Set("advertise-address", advertise.String())
-	if saAdmission {
+	if o.ServiceAccountAdmission {
 		args.Disable("disable-admission-plugins") // envtest's default lists ServiceAccount
+	}
+	if o.KubeletEgress {
+		p, cfg, err := startEgressProxy(e.dir)
+		if err != nil {
+			return err
+		}
+		e.egress = p
+		args.Set("egress-selector-config-file", cfg)
 	}
 	e.env.ControlPlane.APIServer = as
 	cfg, err := e.env.Start()
 	if err != nil {
+		e.closeEgress()
 		return fmt.Errorf("kubetest: starting etcd and kube-apiserver: %w", err)
 	}
 	e.Config = cfg
@@ -246,6 +267,7 @@ func (e *Env) Stop() error {
 	if err != nil && strings.Contains(err.Error(), "timeout waiting for process") {
 		err = nil
 	}
+	e.closeEgress()
 	if rerr := os.RemoveAll(e.dir); err == nil && rerr != nil {
 		err = rerr
 	}
@@ -253,6 +275,14 @@ func (e *Env) Stop() error {
 		return fmt.Errorf("kubetest: stopping: %w", err)
 	}
 	return nil
+}
+
+// closeEgress stops the egress proxy, if any.
+func (e *Env) closeEgress() {
+	if e.egress != nil {
+		_ = e.egress.close()
+		e.egress = nil
+	}
 }
 
 var (
