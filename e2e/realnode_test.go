@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -396,6 +398,56 @@ func (rn *realNode) leftovers(t testing.TB) []string {
 	return left
 }
 
+// nodeGet is an HTTP GET of path on ip:8080 from the node's namespace (its
+// own address: through xvr's host interface), bounded to a second.
+func (rn *realNode) nodeGet(ip, path string) error {
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{
+		DisableKeepAlives: true,
+		DialContext: func(_ context.Context, _, addr string) (net.Conn, error) { return rn.ns.DialTCP(addr) },
+	}}
+	resp, err := c.Get("http://" + net.JoinHostPort(ip, "8080") + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	return nil
+}
+
+// restartXvrd deletes the xvr-node pod as an operator (or an upgrade)
+// would: the DaemonSet makes a new one, whose xvrd restores the ports from
+// /var/lib/xvr on the host; the node reaches the running pod again, with
+// the same interfaces, and the pod's container was never restarted.
+func (rn *realNode) restartXvrd(t testing.TB, old *corev1.Pod, app string) {
+	t.Helper()
+	var p corev1.Pod
+	if err := rn.c.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: app}, &p); err != nil {
+		t.Fatal(err)
+	}
+	if err := rn.nodeGet(p.Status.PodIP, "/healthz"); err != nil {
+		t.Fatalf("node -> pod %s before the restart: %v", p.Status.PodIP, err)
+	}
+	start := time.Now()
+	rn.mustKubectl(t, "-n", "kube-system", "delete", "pod", old.Name, "--wait=false")
+	rn.waitDaemonPod(t, old.Name)
+	ready := time.Since(start)
+	waitFor(t, "node -> pod after xvrd's restart", 30*time.Second, func() (bool, error) {
+		err := rn.nodeGet(p.Status.PodIP, "/healthz")
+		return err == nil, err
+	})
+	t.Logf("xvr-node pod deleted: the new one Ready after %v, node -> pod back after %v",
+		ready.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	rn.checkExecAddr(t, app, "default/vn-left-1", "default/vn-right-1")
+	if err := rn.c.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: app}, &p); err != nil {
+		t.Fatal(err)
+	}
+	if cs := p.Status.ContainerStatuses; len(cs) != 1 || cs[0].RestartCount != 0 {
+		t.Errorf("pod %s's containers after xvrd's restart: %+v", app, cs)
+	}
+}
+
 // TestRealNode installs xvr from deploy/kubernetes on a real kubelet +
 // containerd node and runs the multi-interface pod of examples/ on it:
 // the xvr-node pod (xvrd -in-cluster) becomes Ready and its init container
@@ -403,13 +455,14 @@ func (rn *realNode) leftovers(t testing.TB) []string {
 // available; the Node turns Ready; the NADs become VNs; the pod (test-app,
 // an httpGet readiness and a tcpSocket liveness probe that kubelet sends
 // through xvr's host interface) turns Ready; its network-status matches
-// `kubectl exec -- ip -j addr`; `kubectl delete` leaves no veth, port or
-// InstanceIP.
+// `kubectl exec -- ip -j addr`; the xvr-node pod deleted, the DaemonSet's
+// new one restores it (restartXvrd); `kubectl delete` leaves no veth, port
+// or InstanceIP.
 func TestRealNode(t *testing.T) {
 	start := time.Now()
 	rn := newRealNode(t)
 	t.Logf("control plane and node up in %v", time.Since(start).Round(time.Millisecond))
-	rn.install(t)
+	xvrd := rn.install(t)
 
 	rn.mustKubectl(t, "apply", "-f", "../examples/vn-left-1.yaml", "-f", "../examples/vn-right-1.yaml")
 	for _, name := range []string{"vn-left-1", "vn-right-1"} {
@@ -434,6 +487,7 @@ func TestRealNode(t *testing.T) {
 	}
 	t.Logf("multi-interface pod Ready in %v", time.Since(podStart).Round(time.Millisecond))
 	rn.checkExecAddr(t, "multi-net-app", "default/vn-left-1", "default/vn-right-1")
+	rn.restartXvrd(t, xvrd, "multi-net-app")
 
 	rn.mustKubectl(t, "delete", "-f", "../examples/pod-test-app.yaml", "--wait=true", "--timeout=60s")
 	waitFor(t, "nothing left of the pod", 30*time.Second, func() (bool, error) {
