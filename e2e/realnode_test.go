@@ -403,7 +403,7 @@ func (rn *realNode) leftovers(t testing.TB) []string {
 func (rn *realNode) nodeGet(ip, path string) error {
 	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{
 		DisableKeepAlives: true,
-		DialContext: func(_ context.Context, _, addr string) (net.Conn, error) { return rn.ns.DialTCP(addr) },
+		DialContext:       func(_ context.Context, _, addr string) (net.Conn, error) { return rn.ns.DialTCP(addr) },
 	}}
 	resp, err := c.Get("http://" + net.JoinHostPort(ip, "8080") + path)
 	if err != nil {
