@@ -29,7 +29,7 @@ have ipset || need+=(ipset) # only to clean up after the ipvs mode, which kube-p
 # system's; ldd (libc-bin) copies Debian's iptables and ip into images.
 have containerd || need+=(containerd)
 have runc || need+=(runc)
-[[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/host-local ]] || need+=(containernetworking-plugins)
+[[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/host-local && -x /usr/lib/cni/loopback ]] || need+=(containernetworking-plugins)
 have ldd || need+=(libc-bin)
 
 if ((${#need[@]})); then

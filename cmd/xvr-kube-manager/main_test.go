@@ -89,7 +89,7 @@ func decodeManifest(t *testing.T, name string) []runtime.Object {
 // are flags it has, and the CNI config the DaemonSet installs is
 // deploy/10-xvr.conflist.
 func TestManifests(t *testing.T) {
-	for _, name := range []string{"crds.yaml", "rbac.yaml", "node.yaml", "controller.yaml"} {
+	for _, name := range []string{"config.yaml", "crds.yaml", "rbac.yaml", "node.yaml", "controller.yaml"} {
 		if objs := decodeManifest(t, name); len(objs) == 0 {
 			t.Errorf("%s holds no objects", name)
 		}

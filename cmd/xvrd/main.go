@@ -24,6 +24,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/vishvananda/netlink"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/xvr-project/xvr/encap"
@@ -65,6 +66,7 @@ type options struct {
 	snatGW    string
 	metrics   string
 	kubecfg   string
+	inCluster bool
 	nodeName  string
 	hostIf    string
 	hostPeer  string
@@ -91,6 +93,7 @@ func main() {
 	flag.StringVar(&o.snatGW, "snat-gw", "", "where fabric-SNAT traffic leaves (default the node's default gateway)")
 	flag.StringVar(&o.defCIDR, "default-cidr", "198.19.0.0/16", "CIDR of the cluster default pod network (default/"+api.DefaultNetworkName+", every pod's eth0) standalone; with -kubeconfig the controller's -default-cidr is used; empty: none")
 	flag.StringVar(&o.kubecfg, "kubeconfig", "", "kubeconfig of the cluster: networks, addresses and remote pods come from its API server (empty: standalone)")
+	flag.BoolVar(&o.inCluster, "in-cluster", false, "like -kubeconfig, with the pod's ServiceAccount (its token and CA) and the API server at $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT (the node DaemonSet)")
 	flag.StringVar(&o.nodeName, "node-name", "", "this node's name in the cluster (default the host name)")
 	flag.StringVar(&o.metrics, "metrics-addr", "127.0.0.1:9470", "where /metrics (Prometheus) and /healthz are served; empty: not served")
 	flag.StringVar(&o.hostIf, "host-if", hostif.DefaultName, "the node's host interface (the kernel's end of a veth pair on the default network: the node reaches pods, pods reach Services, the node and the outside); empty: none")
@@ -228,14 +231,12 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	return serve(ctx, o, ag, backend, op, func(ctx context.Context) { host.keep(ctx, ag, cfg.DefaultNetwork) }, log)
 }
 
-// kubeNode is xvrd's Kubernetes side when -kubeconfig is given (nil otherwise).
+// kubeNode is xvrd's Kubernetes side when -kubeconfig or -in-cluster is
+// given (nil otherwise).
 func kubeNode(o options, fab *agent.FabricConfig, log *slog.Logger) (*node.Node, error) {
-	if o.kubecfg == "" {
-		return nil, nil
-	}
-	rc, err := clientcmd.BuildConfigFromFlags("", o.kubecfg)
-	if err != nil {
-		return nil, fmt.Errorf("-kubeconfig: %w", err)
+	rc, err := restConfig(o)
+	if rc == nil || err != nil {
+		return nil, err
 	}
 	name := o.nodeName
 	if name == "" {
@@ -248,6 +249,28 @@ func kubeNode(o options, fab *agent.FabricConfig, log *slog.Logger) (*node.Node,
 		cfg.NodeIP = fab.NodeIP.String()
 	}
 	return node.New(cfg)
+}
+
+// restConfig is the cluster's client config from -kubeconfig or
+// -in-cluster; nil for a standalone node.
+func restConfig(o options) (*rest.Config, error) {
+	switch {
+	case o.inCluster && o.kubecfg != "":
+		return nil, errors.New("-in-cluster and -kubeconfig exclude each other")
+	case o.inCluster:
+		rc, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("-in-cluster: %w", err)
+		}
+		return rc, nil
+	case o.kubecfg != "":
+		rc, err := clientcmd.BuildConfigFromFlags("", o.kubecfg)
+		if err != nil {
+			return nil, fmt.Errorf("-kubeconfig: %w", err)
+		}
+		return rc, nil
+	}
+	return nil, nil
 }
 
 // serve runs the API until ctx ends; every -reconcile it retries ports and

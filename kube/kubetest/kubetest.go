@@ -11,9 +11,9 @@
 // into <repo>/.cache/kube/bin by `make kube-bins` (scripts/kube-bins.sh).
 //
 // The Service CIDR is ServiceCIDR, so the `kubernetes` Service is
-// KubernetesServiceIP. There is no scheduler: tests bind Pods themselves
-// (spec.nodeName), and without StartKubelet create Nodes and set Pods'
-// status as kubelet would.
+// KubernetesServiceIP. Without StartScheduler (the real kube-scheduler)
+// tests bind Pods themselves (spec.nodeName), and without StartKubelet
+// create Nodes and set Pods' status as kubelet would.
 // Without StartControllerManager nothing creates ServiceAccounts,
 // EndpointSlices or a Deployment's Pods either; the ServiceAccount
 // admission plugin is off (as envtest has it, unless
