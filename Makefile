@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 CMDS    := $(notdir $(wildcard cmd/*))
 
-.PHONY: all build deps install uninstall test test-unit fmt-check vet bench bench-quick demo demo-single-node generate clean fuzz soak kube-bins kube-apiserver images
+.PHONY: all build deps install uninstall test test-unit fmt-check vet bench bench-quick demo demo-kube demo-single-node generate clean fuzz soak kube-bins kube-apiserver images
 
 all: build
 
@@ -85,6 +85,12 @@ bench-quick: deps build
 
 demo: deps build
 	./scripts/demo.sh
+
+# The seed's walkthrough with the real kubectl on a real one-node cluster
+# (kubelet + containerd in a network namespace of its own), xvr installed
+# from its own images with kubectl apply -f deploy/kubernetes/.
+demo-kube: deps build kube-bins
+	$(GO) test -tags demo -count=1 -run '^TestDemoKube$$' -v -timeout 15m ./e2e/
 
 demo-single-node: deps build
 	./scripts/demo-single-node.sh
