@@ -51,45 +51,51 @@ func (n *NS) ForwardTCPTo(t testing.TB, listen, target string) *Forwarder {
 }
 
 // listenIn opens a TCP listener inside the named namespace. The socket keeps
-// its namespace; the thread that made it is put back, or left locked (and
-// so discarded by the runtime) if that fails.
+// its namespace.
 func listenIn(name, addr string) (net.Listener, error) {
-	type result struct {
-		ln  net.Listener
-		err error
-	}
-	done := make(chan result, 1)
+	var ln net.Listener
+	err := inNetns(name, func() (err error) {
+		ln, err = net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listening on %s in netns %s: %w", addr, name, err)
+		}
+		return nil
+	})
+	return ln, err
+}
+
+// inNetns runs f on a new locked OS thread switched into the named
+// namespace; sockets f makes keep that namespace. The thread is put back,
+// or left locked (and so discarded by the runtime) if that fails.
+func inNetns(name string, f func() error) error {
+	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
 		orig, err := netns.Get()
 		if err != nil {
-			done <- result{err: fmt.Errorf("reading the thread's netns: %w", err)}
+			done <- fmt.Errorf("reading the thread's netns: %w", err)
 			return
 		}
 		defer orig.Close()
 		target, err := netns.GetFromName(name)
 		if err != nil {
 			runtime.UnlockOSThread()
-			done <- result{err: fmt.Errorf("opening netns %s: %w", name, err)}
+			done <- fmt.Errorf("opening netns %s: %w", name, err)
 			return
 		}
 		defer target.Close()
 		if err := netns.Set(target); err != nil {
 			runtime.UnlockOSThread()
-			done <- result{err: fmt.Errorf("entering netns %s: %w", name, err)}
+			done <- fmt.Errorf("entering netns %s: %w", name, err)
 			return
 		}
-		ln, lerr := net.Listen("tcp", addr)
+		ferr := f()
 		if err := netns.Set(orig); err == nil {
 			runtime.UnlockOSThread()
 		}
-		if lerr != nil {
-			lerr = fmt.Errorf("listening on %s in netns %s: %w", addr, name, lerr)
-		}
-		done <- result{ln, lerr}
+		done <- ferr
 	}()
-	r := <-done
-	return r.ln, r.err
+	return <-done
 }
 
 func (f *Forwarder) accept() {

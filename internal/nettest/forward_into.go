@@ -3,10 +3,7 @@ package nettest
 import (
 	"fmt"
 	"net"
-	"runtime"
 	"testing"
-
-	"github.com/vishvananda/netns"
 )
 
 // ForwardTCPInto is ForwardTCPTo the other way round: it listens on listen
@@ -38,42 +35,15 @@ func (f *Forwarder) Addr() net.Addr { return f.ln.Addr() }
 // dialIn connects to addr from inside the named namespace, as listenIn
 // listens there.
 func dialIn(name, addr string) (net.Conn, error) {
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
+	var c net.Conn
+	err := inNetns(name, func() (err error) {
+		c, err = net.Dial("tcp", addr)
 		if err != nil {
-			done <- result{err: fmt.Errorf("reading the thread's netns: %w", err)}
-			return
+			return fmt.Errorf("dialing %s in netns %s: %w", addr, name, err)
 		}
-		defer orig.Close()
-		target, err := netns.GetFromName(name)
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- result{err: fmt.Errorf("opening netns %s: %w", name, err)}
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			done <- result{err: fmt.Errorf("entering netns %s: %w", name, err)}
-			return
-		}
-		c, derr := net.Dial("tcp", addr)
-		if err := netns.Set(orig); err == nil {
-			runtime.UnlockOSThread()
-		}
-		if derr != nil {
-			derr = fmt.Errorf("dialing %s in netns %s: %w", addr, name, derr)
-		}
-		done <- result{c, derr}
-	}()
-	r := <-done
-	return r.c, r.err
+		return nil
+	})
+	return c, err
 }
 
 // DialTCP connects to addr from inside n; the connection keeps n's
