@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -183,35 +181,8 @@ func sampleProc(t testing.TB, pid int) procSample {
 	return s
 }
 
-// inNetns runs f on a locked OS thread switched into the named network
-// namespace, then switches back; sockets f makes stay in that namespace and
-// may be used from any goroutine. A thread that cannot switch back stays
-// locked, so the runtime discards it.
-func inNetns(name string, f func() error) error {
-	runtime.LockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("opening own netns: %w", err)
-	}
-	defer orig.Close()
-	target, err := os.Open("/var/run/netns/" + name)
-	if err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("opening netns %s: %w", name, err)
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("entering netns %s: %w", name, err)
-	}
-	ferr := f()
-	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-		return errors.Join(ferr, fmt.Errorf("leaving netns %s: %w", name, err))
-	}
-	runtime.UnlockOSThread()
-	return ferr
-}
+// inNetns runs f in the named network namespace (nettest.InNetns).
+func inNetns(name string, f func() error) error { return nettest.InNetns(name, f) }
 
 // probePort is the UDP port of the echo sockets.
 const probePort = 7007

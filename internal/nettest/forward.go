@@ -54,7 +54,7 @@ func (n *NS) ForwardTCPTo(t testing.TB, listen, target string) *Forwarder {
 // its namespace.
 func listenIn(name, addr string) (net.Listener, error) {
 	var ln net.Listener
-	err := inNetns(name, func() (err error) {
+	err := InNetns(name, func() (err error) {
 		ln, err = net.Listen("tcp", addr)
 		if err != nil {
 			return fmt.Errorf("listening on %s in netns %s: %w", addr, name, err)
@@ -64,10 +64,11 @@ func listenIn(name, addr string) (net.Listener, error) {
 	return ln, err
 }
 
-// inNetns runs f on a new locked OS thread switched into the named
-// namespace; sockets f makes keep that namespace. The thread is put back,
-// or left locked (and so discarded by the runtime) if that fails.
-func inNetns(name string, f func() error) error {
+// InNetns runs f on a new locked OS thread switched into the named
+// namespace and waits for it; sockets f makes keep that namespace and may
+// be used from any goroutine. The thread is put back, or left locked (and
+// so discarded by the runtime) if that fails.
+func InNetns(name string, f func() error) error {
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()

@@ -36,7 +36,7 @@ func (f *Forwarder) Addr() net.Addr { return f.ln.Addr() }
 // listens there.
 func dialIn(name, addr string) (net.Conn, error) {
 	var c net.Conn
-	err := inNetns(name, func() (err error) {
+	err := InNetns(name, func() (err error) {
 		c, err = net.Dial("tcp", addr)
 		if err != nil {
 			return fmt.Errorf("dialing %s in netns %s: %w", addr, name, err)
