@@ -460,20 +460,8 @@ func TestRealNode(t *testing.T) {
 	xvrd := rn.install(t)
 
 	rn.mustKubectl(t, "apply", "-f", "../examples/vn-left-1.yaml", "-f", "../examples/vn-right-1.yaml")
-	for _, name := range []string{"vn-left-1", "vn-right-1"} {
-		waitFor(t, "VN "+name+" Ready", 60*time.Second, func() (bool, error) {
-			var vn v1alpha1.VirtualNetwork
-			if err := rn.c.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: name}, &vn); err != nil {
-				return false, err
-			}
-			for _, c := range vn.Status.Conditions {
-				if c.Type == v1alpha1.ConditionReady {
-					return c.Status == "True", fmt.Errorf("%s: %s", c.Reason, c.Message)
-				}
-			}
-			return false, nil
-		})
-	}
+	rn.waitVN(t, "default", "vn-left-1")
+	rn.waitVN(t, "default", "vn-right-1")
 	podStart := time.Now()
 	rn.mustKubectl(t, "apply", "-f", "../examples/pod-test-app.yaml")
 	if _, err := rn.kubectl(t, "wait", "--for=condition=Ready", "pod/multi-net-app", "--timeout=90s"); err != nil {
