@@ -57,15 +57,20 @@ const (
 	imageTag   = "dev"
 )
 
-// kubectl runs the real kubectl as the admin, bounded to 2 minutes.
+// kubectl runs the real kubectl as the admin, bounded to 2 minutes, and
+// returns its stdout (kubectl exec's client logs go to stderr, seen
+// around a kubelet restart: "Unknown stream id 1, discarding message"),
+// with stderr too on an error.
 func (rn *realNode) kubectl(t testing.TB, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(kubeBinDir(), "kubectl"), append([]string{"--kubeconfig", rn.env.Kubeconfig}, args...)...)
-	out, err := cmd.CombinedOutput()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		return string(out), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, out)
+		return string(out) + stderr.String(), fmt.Errorf("kubectl %s: %w: %s%s", strings.Join(args, " "), err, out, stderr.String())
 	}
 	return string(out), nil
 }
@@ -152,11 +157,12 @@ func newRealNode(t *testing.T) *realNode {
 	if err := os.Symlink("/usr/lib/cni/loopback", filepath.Join(rn.ctrd.CNIBinDir, "loopback")); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"pause", "test-app", "xvr-node", "xvr-controller"} {
+	for _, f := range []string{"pause", "test-app", "xvr-node", "xvr-controller", "coredns"} {
 		rn.ctrd.Import(t, filepath.Join(images, f+".tar"))
 	}
 	rn.name = nettest.Name(t, "xvrrn")
-	rn.kubelet = env.StartKubelet(t, kubetest.KubeletOptions{NodeName: rn.name, Containerd: rn.ctrd, NodeIP: rn.ip})
+	rn.kubelet = env.StartKubelet(t, kubetest.KubeletOptions{NodeName: rn.name, Containerd: rn.ctrd, NodeIP: rn.ip,
+		ClusterDNS: []string{kubeDNSIP}})
 	// Before kubelet's cleanup drains the node: no DaemonSet or
 	// Deployment recreating what it deletes.
 	t.Cleanup(func() { _ = rn.kcm.Stop() })
@@ -451,7 +457,8 @@ func (rn *realNode) restartXvrd(t testing.TB, old *corev1.Pod, app string) {
 // restarts keep the pods and their traffic (restartKubelet,
 // restartContainerd); a pod created while the xvr-node DaemonSet is off
 // the node gets its interfaces once it is back, with nothing leaked
-// (podCreatedWithoutXvrd); `kubectl delete` leaves no veth, port or
+// (podCreatedWithoutXvrd); with kube-proxy and CoreDNS, a pod reaches a
+// Service by name (dns); `kubectl delete` leaves no veth, port or
 // InstanceIP.
 func TestRealNode(t *testing.T) {
 	start := time.Now()
@@ -475,6 +482,7 @@ func TestRealNode(t *testing.T) {
 	rn.restartKubelet(t, "multi-net-app", peer)
 	rn.restartContainerd(t, "multi-net-app", peer)
 	rn.podCreatedWithoutXvrd(t, "multi-net-app", "late-left")
+	rn.dns(t, "multi-net-app", "peer-left", "peer-blue", "late-left")
 
 	rn.mustKubectl(t, "delete", "-f", "../examples/pod-test-app.yaml", "--wait=false")
 	rn.mustKubectl(t, "delete", "pod", "peer-left", "peer-blue", "late-left", "--wait=false")
