@@ -32,11 +32,11 @@ kube-bins:
 	./scripts/kube-bins.sh
 kube-apiserver: kube-bins
 
-# The Kubernetes images (node, controller, pause, test-app) as docker-save
+# The Kubernetes images (node, controller, pause, test-app, coredns) as docker-save
 # archives in .cache/images, built without a container engine
 # (scripts/images.sh, docs/decisions/0007-images-without-docker.md); load
 # one with `ctr -n k8s.io images import .cache/images/NAME.tar`.
-images:
+images: kube-bins
 	./scripts/images.sh
 
 # The whole suite: unit, fuzz seeds, root/netns end-to-end tests (Kubernetes

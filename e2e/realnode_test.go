@@ -44,6 +44,7 @@ type realNode struct {
 	c        client.Client
 	kcm      *kubetest.ControllerManager
 	ctrd     *kubetest.Containerd
+	kubelet  *kubetest.Kubelet
 	ns       *nettest.NS
 	name, ip string
 	fabric   string
@@ -56,15 +57,20 @@ const (
 	imageTag   = "dev"
 )
 
-// kubectl runs the real kubectl as the admin, bounded to 2 minutes.
+// kubectl runs the real kubectl as the admin, bounded to 2 minutes, and
+// returns its stdout (kubectl exec's client logs go to stderr, seen
+// around a kubelet restart: "Unknown stream id 1, discarding message"),
+// with stderr too on an error.
 func (rn *realNode) kubectl(t testing.TB, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(kubeBinDir(), "kubectl"), append([]string{"--kubeconfig", rn.env.Kubeconfig}, args...)...)
-	out, err := cmd.CombinedOutput()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		return string(out), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, out)
+		return string(out) + stderr.String(), fmt.Errorf("kubectl %s: %w: %s%s", strings.Join(args, " "), err, out, stderr.String())
 	}
 	return string(out), nil
 }
@@ -151,11 +157,12 @@ func newRealNode(t *testing.T) *realNode {
 	if err := os.Symlink("/usr/lib/cni/loopback", filepath.Join(rn.ctrd.CNIBinDir, "loopback")); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"pause", "test-app", "xvr-node", "xvr-controller"} {
+	for _, f := range []string{"pause", "test-app", "xvr-node", "xvr-controller", "coredns"} {
 		rn.ctrd.Import(t, filepath.Join(images, f+".tar"))
 	}
 	rn.name = nettest.Name(t, "xvrrn")
-	env.StartKubelet(t, kubetest.KubeletOptions{NodeName: rn.name, Containerd: rn.ctrd, NodeIP: rn.ip})
+	rn.kubelet = env.StartKubelet(t, kubetest.KubeletOptions{NodeName: rn.name, Containerd: rn.ctrd, NodeIP: rn.ip,
+		ClusterDNS: []string{kubeDNSIP}})
 	// Before kubelet's cleanup drains the node: no DaemonSet or
 	// Deployment recreating what it deletes.
 	t.Cleanup(func() { _ = rn.kcm.Stop() })
@@ -363,18 +370,7 @@ func (rn *realNode) checkExecAddr(t testing.TB, name string, networks ...string)
 // ports, pod InstanceIPs.
 func (rn *realNode) leftovers(t testing.TB) []string {
 	t.Helper()
-	var left []string
-	out := rn.ns.Run(t, "ip", "-o", "link", "show", "type", "veth")
-	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
-		f := strings.Fields(l)
-		if len(f) < 2 {
-			continue
-		}
-		dev, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
-		if dev != rn.fabric && dev != "xvr-host" && dev != "xvr-net" {
-			left = append(left, "veth "+dev)
-		}
-	}
+	left := rn.podVeths(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	ports, err := api.NewClient(rn.hostPath("/run/xvr/xvrd.sock")).ListPorts(ctx)
@@ -456,8 +452,14 @@ func (rn *realNode) restartXvrd(t testing.TB, old *corev1.Pod, app string) {
 // an httpGet readiness and a tcpSocket liveness probe that kubelet sends
 // through xvr's host interface) turns Ready; its network-status matches
 // `kubectl exec -- ip -j addr`; the xvr-node pod deleted, the DaemonSet's
-// new one restores it (restartXvrd); `kubectl delete` leaves no veth, port
-// or InstanceIP.
+// new one restores it (restartXvrd); pods on vn-left-1 reach each other
+// and not a pod on blue/vn-blue (peers); kubelet's and containerd's
+// restarts keep the pods and their traffic (restartKubelet,
+// restartContainerd); a pod created while the xvr-node DaemonSet is off
+// the node gets its interfaces once it is back, with nothing leaked
+// (podCreatedWithoutXvrd); with kube-proxy and CoreDNS, a pod reaches a
+// Service by name (dns); `kubectl delete` leaves no veth, port or
+// InstanceIP.
 func TestRealNode(t *testing.T) {
 	start := time.Now()
 	rn := newRealNode(t)
@@ -465,20 +467,8 @@ func TestRealNode(t *testing.T) {
 	xvrd := rn.install(t)
 
 	rn.mustKubectl(t, "apply", "-f", "../examples/vn-left-1.yaml", "-f", "../examples/vn-right-1.yaml")
-	for _, name := range []string{"vn-left-1", "vn-right-1"} {
-		waitFor(t, "VN "+name+" Ready", 60*time.Second, func() (bool, error) {
-			var vn v1alpha1.VirtualNetwork
-			if err := rn.c.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: name}, &vn); err != nil {
-				return false, err
-			}
-			for _, c := range vn.Status.Conditions {
-				if c.Type == v1alpha1.ConditionReady {
-					return c.Status == "True", fmt.Errorf("%s: %s", c.Reason, c.Message)
-				}
-			}
-			return false, nil
-		})
-	}
+	rn.waitVN(t, "default", "vn-left-1")
+	rn.waitVN(t, "default", "vn-right-1")
 	podStart := time.Now()
 	rn.mustKubectl(t, "apply", "-f", "../examples/pod-test-app.yaml")
 	if _, err := rn.kubectl(t, "wait", "--for=condition=Ready", "pod/multi-net-app", "--timeout=90s"); err != nil {
@@ -488,9 +478,16 @@ func TestRealNode(t *testing.T) {
 	t.Logf("multi-interface pod Ready in %v", time.Since(podStart).Round(time.Millisecond))
 	rn.checkExecAddr(t, "multi-net-app", "default/vn-left-1", "default/vn-right-1")
 	rn.restartXvrd(t, xvrd, "multi-net-app")
+	peer := rn.peers(t, "multi-net-app")
+	rn.restartKubelet(t, "multi-net-app", peer)
+	rn.restartContainerd(t, "multi-net-app", peer)
+	rn.podCreatedWithoutXvrd(t, "multi-net-app", "late-left")
+	rn.dns(t, "multi-net-app", "peer-left", "peer-blue", "late-left")
 
-	rn.mustKubectl(t, "delete", "-f", "../examples/pod-test-app.yaml", "--wait=true", "--timeout=60s")
-	waitFor(t, "nothing left of the pod", 30*time.Second, func() (bool, error) {
+	rn.mustKubectl(t, "delete", "-f", "../examples/pod-test-app.yaml", "--wait=false")
+	rn.mustKubectl(t, "delete", "pod", "peer-left", "peer-blue", "late-left", "--wait=false")
+	rn.mustKubectl(t, "wait", "--for=delete", "pod/multi-net-app", "pod/peer-left", "pod/peer-blue", "pod/late-left", "--timeout=60s")
+	waitFor(t, "nothing left of the pods", 30*time.Second, func() (bool, error) {
 		left := rn.leftovers(t)
 		return len(left) == 0, fmt.Errorf("left: %v", left)
 	})

@@ -10,6 +10,8 @@
 #   pause.tar           xvr.local/pause:TAG           the pod sandbox (images/pause)
 #   test-app.tar        xvr.local/test-app:TAG        HTTP hostname + /healthz and a
 #                       UDP echo on 8080 (images/test-app), and Debian's ip
+#   coredns.tar         xvr.local/coredns:TAG         the CoreDNS of scripts/kube-bins.sh
+#                       (.cache/kube/bin/coredns, or $XVR_KUBE_ASSETS) and its libc
 #
 # Load one into a node's containerd with
 #   ctr -n k8s.io images import .cache/images/pause.tar
@@ -37,6 +39,9 @@ mk() { # FILE REF FLAGS...
 mk pause.tar "xvr.local/pause:$tag" -file /pause="$bin/pause" -entrypoint /pause
 mk test-app.tar "xvr.local/test-app:$tag" -file /test-app="$bin/test-app" -entrypoint /test-app \
 	-host "$(command -v ip)"
+coredns=${XVR_KUBE_ASSETS:-.cache/kube/bin}/coredns
+mk coredns.tar "xvr.local/coredns:$tag" -file /coredns="$coredns" -entrypoint /coredns \
+	$(ldd "$coredns" | awk '$1 ~ /^\// {print "-host", $1} $3 ~ /^\// {print "-host", $3}')
 mk xvr-controller.tar "xvr.local/xvr-controller:$tag" -file /usr/local/bin/xvr-kube-manager="$bin/xvr-kube-manager" \
 	-entrypoint /usr/local/bin/xvr-kube-manager -user 65534
 mk xvr-node.tar "xvr.local/xvr-node:$tag" \

@@ -2,9 +2,12 @@
 // demo (image xvr.local/test-app, scripts/images.sh): an HTTP server that
 // answers GET / with the pod's hostname and GET /healthz with "ok", and a
 // UDP echo on the same port number, so one Service port name serves both
-// protocols. Built static (CGO_ENABLED=0).
+// protocols. Built static (CGO_ENABLED=0). As a client, it GETs a URL
+// (its host resolved with the pod's resolv.conf, Go's resolver) and
+// prints the body, for tests that `kubectl exec` into a pod.
 //
 //	test-app [-port 8080]
+//	test-app get URL
 package main
 
 import (
@@ -12,6 +15,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -23,6 +27,12 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == "get" {
+		if err := get(os.Stdout, os.Args[2]); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	port := flag.Int("port", 8080, "TCP (HTTP) and UDP (echo) `port`")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -30,6 +40,21 @@ func main() {
 	if err := run(ctx, ":"+strconv.Itoa(*port)); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// get writes the body of GET url to w, bounded to 5 s.
+func get(w io.Writer, url string) error {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	_, err = io.Copy(w, resp.Body)
+	return err
 }
 
 func run(ctx context.Context, addr string) error {

@@ -51,3 +51,15 @@ func TestEcho(t *testing.T) {
 		t.Errorf("echo = %q, %v", buf[:n], err)
 	}
 }
+
+func TestGet(t *testing.T) {
+	srv := httptest.NewServer(handler("pod-b"))
+	defer srv.Close()
+	var b strings.Builder
+	if err := get(&b, srv.URL+"/"); err != nil || b.String() != "pod-b\n" {
+		t.Fatalf("get: %q, %v", b.String(), err)
+	}
+	if err := get(io.Discard, srv.URL+"/nope"); err == nil {
+		t.Fatal("get of a 404: no error")
+	}
+}

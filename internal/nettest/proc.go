@@ -55,6 +55,16 @@ func StartHost(t testing.TB, args ...string) *Proc {
 	return p
 }
 
+// Spawn is StartHost without the cleanup: the caller stops p (Signal or
+// Kill, then Wait). For daemons a test stops and starts again.
+func Spawn(args ...string) (*Proc, error) {
+	p, err := startProc(exec.Command(args[0], args[1:]...))
+	if err != nil {
+		return nil, fmt.Errorf("nettest: starting %v: %w", args, err)
+	}
+	return p, nil
+}
+
 func startProc(cmd *exec.Cmd) (*Proc, error) {
 	p := &Proc{cmd: cmd, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = &p.out, &p.out

@@ -62,6 +62,26 @@ type Containerd struct {
 	CNIBinDir, CNIConfDir string
 
 	proc *nettest.Proc
+	argv []string // how proc was started (Restart)
+}
+
+// Restart stops containerd (SIGTERM, SIGKILL after 10 s) and starts it
+// again with the same config, as a node's service manager does on an
+// upgrade: the shims, and so the pods' containers, keep running. It
+// returns once the new containerd serves.
+func (c *Containerd) Restart() error {
+	if err := stopProc(c.proc); err != nil {
+		return fmt.Errorf("kubetest: stopping containerd: %w", err)
+	}
+	p, err := nettest.Spawn(c.argv...)
+	if err != nil {
+		return fmt.Errorf("kubetest: %w", err)
+	}
+	c.proc = p
+	if err := c.waitServing(30 * time.Second); err != nil {
+		return fmt.Errorf("kubetest: containerd restarted: %w\n%s", err, tail(p.Output(), 40))
+	}
+	return nil
 }
 
 // containerdConfig is containerd's config.toml: everything under dir, the
@@ -153,7 +173,10 @@ func StartContainerd(t testing.TB, o ContainerdOptions) *Containerd {
 	if err := os.WriteFile(cfg, []byte(c.config(o.SandboxImage)), 0o644); err != nil {
 		t.Fatalf("kubetest: %v", err)
 	}
-	c.proc = nettest.StartHost(t, inNetNS(o.NetNS, ContainerdPath, "--config", cfg)...)
+	c.argv = inNetNS(o.NetNS, ContainerdPath, "--config", cfg)
+	if c.proc, err = nettest.Spawn(c.argv...); err != nil {
+		t.Fatal(err)
+	}
 	if err := c.waitServing(30 * time.Second); err != nil {
 		t.Fatalf("kubetest: containerd: %v\n%s", err, tail(c.proc.Output(), 40))
 	}

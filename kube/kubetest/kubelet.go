@@ -59,7 +59,38 @@ type Kubelet struct {
 	Port int
 
 	proc    *nettest.Proc
+	argv    []string // how proc was started (Restart)
 	cgroups []string // the cgroup root, one directory per hierarchy
+}
+
+// Restart stops kubelet (SIGTERM, SIGKILL after 10 s) and starts it again
+// with the same flags, as a node's service manager does. The pods keep
+// running in containerd meanwhile.
+func (k *Kubelet) Restart() error {
+	if err := stopProc(k.proc); err != nil {
+		return fmt.Errorf("kubetest: stopping kubelet: %w", err)
+	}
+	p, err := nettest.Spawn(k.argv...)
+	if err != nil {
+		return fmt.Errorf("kubetest: %w", err)
+	}
+	k.proc = p
+	return nil
+}
+
+// stopProc sends SIGTERM to p and SIGKILL after 10 s, and waits.
+func stopProc(p *nettest.Proc) error {
+	_ = p.Signal(syscall.SIGTERM)
+	if p.Wait(10*time.Second) == nil {
+		return nil
+	}
+	if err := p.Kill(); err != nil {
+		return err
+	}
+	if err := p.Wait(10 * time.Second); err != nil && strings.Contains(err.Error(), "still running") {
+		return err
+	}
+	return nil
 }
 
 // Log returns what kubelet wrote so far.
@@ -161,7 +192,10 @@ func (e *Env) StartKubelet(t testing.TB, o KubeletOptions) *Kubelet {
 	if o.NodeIP != "" {
 		args = append(args, "--node-ip="+o.NodeIP)
 	}
-	k.proc = nettest.StartHost(t, inNetNS(o.Containerd.NetNS, args...)...)
+	k.argv = inNetNS(o.Containerd.NetNS, args...)
+	if k.proc, err = nettest.Spawn(k.argv...); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("kubelet %s log (end):\n%s", o.NodeName, tail(k.Log(), 80))
@@ -169,11 +203,7 @@ func (e *Env) StartKubelet(t testing.TB, o KubeletOptions) *Kubelet {
 		if err := e.drainNode(o.NodeName, o.Containerd, 60*time.Second); err != nil {
 			t.Error(err)
 		}
-		_ = k.proc.Signal(syscall.SIGTERM)
-		if k.proc.Wait(10*time.Second) != nil {
-			_ = k.proc.Kill()
-			_ = k.proc.Wait(10 * time.Second)
-		}
+		_ = stopProc(k.proc)
 	})
 	return k
 }
