@@ -55,7 +55,28 @@ func TestDemoKube(t *testing.T) {
 	rn.checkExecAddr(t, "multi-net-app", "default/vn-left-1", "default/vn-right-1")
 	kubectl("get", "xip")
 
+	say("a second pod on vn-left-1 and one on blue/vn-blue: a VN's pods reach each other, other VNs' do not")
+	left := rn.peers(t, "multi-net-app")
+	kubectl("get", "pods", "-A", "-o", "wide")
+	inPod := func(pod string, args ...string) {
+		fmt.Printf("$ (in %s) %s\n", pod, strings.Join(args, " "))
+		out, err := rn.inPod(t, pod, args...)
+		fmt.Print(out)
+		if err != nil {
+			fmt.Printf("(%v)\n", err)
+		}
+	}
+	inPod("multi-net-app", "ping", "-c", "2", "-i", "0.2", left)
+	inPod("multi-net-app", "ping", "-c", "2", "-i", "0.2", "-W", "1", rn.netIP(t, "peer-blue", "eth1"))
+
+	say("a Service in front of the pods, reached by name through CoreDNS (kube-dns) and kube-proxy")
+	rn.dns(t, "multi-net-app", "peer-left", "peer-blue")
+	kubectl("get", "svc", "-A")
+	kubectl("exec", "multi-net-app", "--", "/test-app", "get", "http://rn-app/")
+
 	say("kubectl delete leaves nothing behind: no veth, no port, no InstanceIP")
+	kubectl("delete", "pod", "peer-left", "-n", "default", "--wait=true", "--timeout=60s")
+	kubectl("delete", "pod", "peer-blue", "-n", "default", "--wait=true", "--timeout=60s")
 	kubectl("delete", "-f", "../examples/pod-test-app.yaml", "--wait=true", "--timeout=60s")
 	waitFor(t, "nothing left of the pod", 30*time.Second, func() (bool, error) {
 		left := rn.leftovers(t)

@@ -433,8 +433,14 @@ func (rn *realNode) restartXvrd(t testing.TB, old *corev1.Pod, app string) {
 		err := rn.nodeGet(p.Status.PodIP, "/healthz")
 		return err == nil, err
 	})
+	back := time.Since(start)
 	t.Logf("xvr-node pod deleted: the new one Ready after %v, node -> pod back after %v",
-		ready.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+		ready.Round(time.Millisecond), back.Round(time.Millisecond))
+	// docs/reliability.md's bound: traffic back within 1 s of the new xvrd
+	// being ready (here: its pod Ready, /healthz answering).
+	if back-ready > time.Second {
+		t.Errorf("node -> pod back %v after the new xvrd pod was Ready, want < 1s", (back - ready).Round(time.Millisecond))
+	}
 	rn.checkExecAddr(t, app, "default/vn-left-1", "default/vn-right-1")
 	if err := rn.c.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: app}, &p); err != nil {
 		t.Fatal(err)
