@@ -12,6 +12,7 @@ import (
 	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -241,7 +242,8 @@ func (rn *realNode) tunnelTo(network, ip, nodeIP string) error {
 // own network namespace, node IPs on one underlay bridge), installs xvr
 // with kubectl apply (renderNodes: a DaemonSet per node, as the nodes
 // share this machine's file system), and checks that a test-app pod on
-// vn-left-1 pinned to each node reaches the other over the overlay (ping
+// vn-left-1 pinned to each node (and the controller's two replicas, one
+// on each) reaches the other over the overlay (ping
 // and HTTP, both ways) and that each node's xvrd routes the other's pod
 // through a tunnel to the other node.
 func TestRealNodeTwo(t *testing.T) {
@@ -263,7 +265,16 @@ func TestRealNodeTwo(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("xvr installed and both nodes Ready in %v", time.Since(inst).Round(time.Millisecond))
+	// Its required anti-affinity on kubernetes.io/hostname: one replica
+	// on each node.
+	waitFor(t, "both xvr-kube-manager replicas available", 90*time.Second, func() (bool, error) {
+		var d appsv1.Deployment
+		if err := a.c.Get(context.Background(), client.ObjectKey{Namespace: "kube-system", Name: "xvr-kube-manager"}, &d); err != nil {
+			return false, err
+		}
+		return d.Status.AvailableReplicas == 2, fmt.Errorf("status %+v", d.Status)
+	})
+	t.Logf("xvr installed, both nodes Ready and both controller replicas available in %v", time.Since(inst).Round(time.Millisecond))
 
 	a.mustKubectl(t, "apply", "-f", "../examples/vn-left-1.yaml")
 	a.waitVN(t, "default", "vn-left-1")
