@@ -118,12 +118,8 @@ func TestCLIDocExamples(t *testing.T) {
 // page's tunnel routes and its fabric vif exist.
 func docNode(t *testing.T) *node {
 	nettest.RequireRoot(t)
-	o := &overlayTopo{encap: "MPLSoUDP,VXLAN", underlay: nettest.NewNS(t, "xdu"), vni: map[string]uint32{}}
-	o.bridge = nettest.Name(t, "xdb")
-	o.underlay.Run(t, "ip", "link", "add", o.bridge, "type", "bridge")
-	delLinkOnCleanup(t, o.underlay, o.bridge)
-	o.underlay.Run(t, "ip", "addr", "add", underlayIP+"/24", "dev", o.bridge)
-	o.underlay.Run(t, "ip", "link", "set", o.bridge, "up")
+	o := newUnderlay(t, "xdu", "xdb")
+	o.encap, o.vni = "MPLSoUDP,VXLAN", map[string]uint32{}
 	return o.newNode(t, 0).node
 }
 

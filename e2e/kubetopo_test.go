@@ -124,12 +124,7 @@ func newKubeClusterWith(t testing.TB, n int, opts kubetest.Options) *kubeCluster
 	}
 	kc := &kubeCluster{env: env, c: c, api: u.Host}
 	kc.applyRBAC(t)
-	kc.ov = &overlayTopo{underlay: nettest.NewNS(t, "xkul"), bridge: nettest.Name(t, "xkbr")}
-	kc.ov.underlay.Run(t, "ip", "link", "add", kc.ov.bridge, "type", "bridge")
-	delLinkOnCleanup(t, kc.ov.underlay, kc.ov.bridge)
-	kc.ov.underlay.Run(t, "sysctl", "-qw", "net.ipv6.conf."+kc.ov.bridge+".disable_ipv6=1")
-	kc.ov.underlay.Run(t, "ip", "addr", "add", underlayIP+"/24", "dev", kc.ov.bridge)
-	kc.ov.underlay.Run(t, "ip", "link", "set", kc.ov.bridge, "up")
+	kc.ov = newUnderlay(t, "xkul", "xkbr")
 	for i := range n {
 		kc.nodes = append(kc.nodes, kc.addNode(t, i))
 	}

@@ -66,13 +66,8 @@ type overlayTopo struct {
 func newOverlayTopo(t testing.TB, encap string, extra ...string) *overlayTopo {
 	t.Helper()
 	nettest.RequireRoot(t)
-	o := &overlayTopo{encap: encap, underlay: nettest.NewNS(t, "xul"), vni: map[string]uint32{}, extra: extra}
-	o.bridge = nettest.Name(t, "xbr")
-	o.underlay.Run(t, "ip", "link", "add", o.bridge, "type", "bridge")
-	delLinkOnCleanup(t, o.underlay, o.bridge)
-	o.underlay.Run(t, "sysctl", "-qw", "net.ipv6.conf."+o.bridge+".disable_ipv6=1")
-	o.underlay.Run(t, "ip", "addr", "add", underlayIP+"/24", "dev", o.bridge)
-	o.underlay.Run(t, "ip", "link", "set", o.bridge, "up")
+	o := newUnderlay(t, "xul", "xbr")
+	o.encap, o.vni, o.extra = encap, map[string]uint32{}, extra
 	for i := range o.nodes {
 		o.nodes[i] = o.newNode(t, i)
 		o.nodes[i].apply(t, twoVNs)
@@ -83,6 +78,20 @@ func newOverlayTopo(t testing.TB, encap string, extra ...string) *overlayTopo {
 	o.right2 = o.nodes[1].addPod(t, "default", "ov-right2", `[{"name":"vn-right-1","ips":["`+right2IP+`/24"]}]`)
 	o.tunnelRoute(t, 0, leftVN, left2IP+"/32", 1)
 	o.tunnelRoute(t, 1, leftVN, left1IP+"/32", 0)
+	return o
+}
+
+// newUnderlay makes the underlay: a namespace (name prefix nsPrefix) with a
+// bridge (brPrefix) holding underlayIP/24, IPv6 off; fabricLink connects
+// nodes to it.
+func newUnderlay(t testing.TB, nsPrefix, brPrefix string) *overlayTopo {
+	t.Helper()
+	o := &overlayTopo{underlay: nettest.NewNS(t, nsPrefix), bridge: nettest.Name(t, brPrefix)}
+	o.underlay.Run(t, "ip", "link", "add", o.bridge, "type", "bridge")
+	delLinkOnCleanup(t, o.underlay, o.bridge)
+	o.underlay.Run(t, "sysctl", "-qw", "net.ipv6.conf."+o.bridge+".disable_ipv6=1")
+	o.underlay.Run(t, "ip", "addr", "add", underlayIP+"/24", "dev", o.bridge)
+	o.underlay.Run(t, "ip", "link", "set", o.bridge, "up")
 	return o
 }
 

@@ -46,7 +46,16 @@ func (rn *realNode) waitVN(t testing.TB, namespace, name string) {
 // networks annotation) and, if wait, waits for it to be Ready.
 func (rn *realNode) createApp(t testing.TB, name, networks string, wait bool) {
 	t.Helper()
-	p := &corev1.Pod{
+	rn.createPod(t, appPod(name, networks))
+	if wait {
+		rn.waitReady(t, name, 90*time.Second)
+	}
+}
+
+// appPod is a test-app pod in default (label app=rn-test-app) attached to
+// networks, Ready once it listens on 8080.
+func appPod(name, networks string) *corev1.Pod {
+	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name,
 			Labels:      map[string]string{"app": "rn-test-app"},
 			Annotations: map[string]string{nadv1.NetworkAttachmentAnnot: networks}},
@@ -58,11 +67,12 @@ func (rn *realNode) createApp(t testing.TB, name, networks string, wait bool) {
 					TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}}}}},
 		},
 	}
+}
+
+func (rn *realNode) createPod(t testing.TB, p *corev1.Pod) {
+	t.Helper()
 	if err := rn.c.Create(context.Background(), p); err != nil {
-		t.Fatalf("creating pod %s: %v", name, err)
-	}
-	if wait {
-		rn.waitReady(t, name, 90*time.Second)
+		t.Fatalf("creating pod %s: %v", p.Name, err)
 	}
 }
 

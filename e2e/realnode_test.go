@@ -20,7 +20,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/xvr-project/xvr/internal/nettest"
@@ -105,77 +104,10 @@ func buildImages(t testing.TB) string {
 	return dir
 }
 
-// newRealNode starts everything but xvr.
+// newRealNode starts everything but xvr, with one node (newRealNodes).
 func newRealNode(t *testing.T) *realNode {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("a real node is not started under -short")
-	}
-	nettest.RequireRoot(t)
-	start := time.Now()
-	images := buildImages(t)
-	t.Logf("images built in %v", time.Since(start).Round(time.Millisecond))
-	env, err := kubetest.StartWith(kubetest.Options{KubeletEgress: true, ServiceAccountAdmission: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Logf("stopping the control plane: %v", err)
-		}
-	})
-	rn := &realNode{env: env, ip: realNodeIP}
-	if rn.c, err = client.New(env.Config, client.Options{Scheme: kubeScheme(t)}); err != nil {
-		t.Fatal(err)
-	}
-	// node-lifecycle: it lifts the not-ready taint kubelet registers the
-	// Node with, once the Node is Ready (the node has a real kubelet).
-	rn.kcm = env.StartControllerManager(t, kubetest.ControllerManagerOptions{
-		Controllers: append(slices.Clone(kubetest.DefaultControllers), "node-lifecycle-controller")})
-	env.StartScheduler(t)
-
-	ov := &overlayTopo{underlay: nettest.NewNS(t, "xrul"), bridge: nettest.Name(t, "xrbr")}
-	ov.underlay.Run(t, "ip", "link", "add", ov.bridge, "type", "bridge")
-	delLinkOnCleanup(t, ov.underlay, ov.bridge)
-	ov.underlay.Run(t, "sysctl", "-qw", "net.ipv6.conf."+ov.bridge+".disable_ipv6=1")
-	ov.underlay.Run(t, "ip", "addr", "add", underlayIP+"/24", "dev", ov.bridge)
-	ov.underlay.Run(t, "ip", "link", "set", ov.bridge, "up")
-	rn.ns = nettest.NewNS(t, "xrn")
-	rn.fabric, _ = ov.fabricLink(t, rn.ns, "xrf", rn.ip)
-
-	// Removed last (cleanups run in reverse): after containerd.
-	if rn.root, err = os.MkdirTemp("", "xvr-rn-"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(rn.root) })
-	rn.ctrd = kubetest.StartContainerd(t, kubetest.ContainerdOptions{
-		SandboxImage: "xvr.local/pause:" + imageTag, NetNS: rn.ns.Name,
-		CNIBinDir: rn.hostPath("/opt/cni/bin"), CNIConfDir: rn.hostPath("/etc/cni/net.d"),
-	})
-	// containerd 1.6 brings up each sandbox's lo with the standard loopback
-	// plugin (containernetworking-plugins, on every node: Debian's here).
-	if err := os.Symlink("/usr/lib/cni/loopback", filepath.Join(rn.ctrd.CNIBinDir, "loopback")); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{"pause", "test-app", "xvr-node", "xvr-controller", "coredns"} {
-		rn.ctrd.Import(t, filepath.Join(images, f+".tar"))
-	}
-	rn.name = nettest.Name(t, "xvrrn")
-	rn.kubelet = env.StartKubelet(t, kubetest.KubeletOptions{NodeName: rn.name, Containerd: rn.ctrd, NodeIP: rn.ip,
-		ClusterDNS: []string{kubeDNSIP}})
-	// Before kubelet's cleanup drains the node: no DaemonSet or
-	// Deployment recreating what it deletes.
-	t.Cleanup(func() { _ = rn.kcm.Stop() })
-	waitFor(t, "node "+rn.name+" registered", 60*time.Second, func() (bool, error) {
-		var n corev1.Node
-		err := rn.c.Get(context.Background(), client.ObjectKey{Name: rn.name}, &n)
-		return err == nil, err
-	})
-	t.Cleanup(func() {
-		_ = rn.c.Delete(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: rn.name}})
-	})
-	rn.renderManifests(t)
-	return rn
+	return newRealNodes(t, []string{realNodeIP})[0]
 }
 
 // hostPath is where the node's path p is kept in the test.

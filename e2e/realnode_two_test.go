@@ -11,11 +11,9 @@ import (
 	"testing"
 	"time"
 
-	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/xvr-project/xvr/internal/nettest"
@@ -26,11 +24,14 @@ import (
 // realNodeIPs are the node IPs of TestRealNodeTwo, on the underlay bridge.
 var realNodeIPs = []string{"198.18.201.1", "198.18.201.2"}
 
-// newRealNodes starts the control plane of newRealNode and len(ips) real
-// nodes, each its own network namespace (a fabric veth on the one
-// underlay bridge), containerd (the images imported) and kubelet, with its
-// "host" directories in a root of its own. Every node's renderManifests
-// is done; renderNodes makes the one set of manifests to apply.
+// newRealNodes starts the control plane (etcd, kube-apiserver with
+// ServiceAccount admission and the kubelet egress, kube-controller-manager
+// with node-lifecycle, kube-scheduler) and len(ips) real nodes, each its
+// own network namespace (a fabric veth on the one underlay bridge),
+// containerd (the images imported) and kubelet (clusterDNS kube-dns), with
+// its "host" directories in a root of its own. Every node's
+// renderManifests is done; with several nodes, renderNodes makes the one
+// set of manifests to apply.
 func newRealNodes(t *testing.T, ips []string) []*realNode {
 	t.Helper()
 	if testing.Short() {
@@ -53,16 +54,13 @@ func newRealNodes(t *testing.T, ips []string) []*realNode {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// node-lifecycle: it lifts the not-ready taint kubelet registers the
+	// Node with, once the Node is Ready (the node has a real kubelet).
 	kcm := env.StartControllerManager(t, kubetest.ControllerManagerOptions{
 		Controllers: append(slices.Clone(kubetest.DefaultControllers), "node-lifecycle-controller")})
 	env.StartScheduler(t)
 
-	ov := &overlayTopo{underlay: nettest.NewNS(t, "xrul"), bridge: nettest.Name(t, "xrbr")}
-	ov.underlay.Run(t, "ip", "link", "add", ov.bridge, "type", "bridge")
-	delLinkOnCleanup(t, ov.underlay, ov.bridge)
-	ov.underlay.Run(t, "sysctl", "-qw", "net.ipv6.conf."+ov.bridge+".disable_ipv6=1")
-	ov.underlay.Run(t, "ip", "addr", "add", underlayIP+"/24", "dev", ov.bridge)
-	ov.underlay.Run(t, "ip", "link", "set", ov.bridge, "up")
+	ov := newUnderlay(t, "xrul", "xrbr")
 
 	var nodes []*realNode
 	for i, ip := range ips {
@@ -73,19 +71,22 @@ func newRealNodes(t *testing.T, ips []string) []*realNode {
 			t.Fatal(err)
 		}
 		root := rn.root
-		t.Cleanup(func() { os.RemoveAll(root) })
+		t.Cleanup(func() { os.RemoveAll(root) }) // removed last (cleanups run in reverse): after containerd
 		rn.ctrd = kubetest.StartContainerd(t, kubetest.ContainerdOptions{
 			SandboxImage: "xvr.local/pause:" + imageTag, NetNS: rn.ns.Name,
 			CNIBinDir: rn.hostPath("/opt/cni/bin"), CNIConfDir: rn.hostPath("/etc/cni/net.d"),
 		})
+		// containerd 1.6 brings up each sandbox's lo with the standard
+		// loopback plugin (containernetworking-plugins: Debian's here).
 		if err := os.Symlink("/usr/lib/cni/loopback", filepath.Join(rn.ctrd.CNIBinDir, "loopback")); err != nil {
 			t.Fatal(err)
 		}
-		for _, f := range []string{"pause", "test-app", "xvr-node", "xvr-controller"} {
+		for _, f := range []string{"pause", "test-app", "xvr-node", "xvr-controller", "coredns"} {
 			rn.ctrd.Import(t, filepath.Join(images, f+".tar"))
 		}
 		rn.name = nettest.Name(t, fmt.Sprintf("xvrrn%d", i))
-		rn.kubelet = env.StartKubelet(t, kubetest.KubeletOptions{NodeName: rn.name, Containerd: rn.ctrd, NodeIP: rn.ip})
+		rn.kubelet = env.StartKubelet(t, kubetest.KubeletOptions{NodeName: rn.name, Containerd: rn.ctrd, NodeIP: rn.ip,
+			ClusterDNS: []string{kubeDNSIP}})
 		nodes = append(nodes, rn)
 	}
 	// Before the kubelets' cleanups drain the nodes: no DaemonSet or
@@ -188,22 +189,9 @@ func (rn *realNode) waitNodeDaemonPod(t testing.TB, timeout time.Duration) *core
 // attached to networks.
 func (rn *realNode) createAppOn(t testing.TB, name, networks string) {
 	t.Helper()
-	p := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name,
-			Labels:      map[string]string{"app": "rn-test-app"},
-			Annotations: map[string]string{nadv1.NetworkAttachmentAnnot: networks}},
-		Spec: corev1.PodSpec{
-			NodeName:                      rn.name,
-			TerminationGracePeriodSeconds: new(int64),
-			Containers: []corev1.Container{{Name: "app", Image: "xvr.local/test-app:" + imageTag,
-				ImagePullPolicy: corev1.PullNever,
-				ReadinessProbe: &corev1.Probe{PeriodSeconds: 1, ProbeHandler: corev1.ProbeHandler{
-					TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}}}}},
-		},
-	}
-	if err := rn.c.Create(context.Background(), p); err != nil {
-		t.Fatalf("creating pod %s: %v", name, err)
-	}
+	p := appPod(name, networks)
+	p.Spec.NodeName = rn.name
+	rn.createPod(t, p)
 }
 
 // tunnelTo reports whether the node's xvrd routes ip/32 on network
