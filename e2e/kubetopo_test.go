@@ -105,6 +105,24 @@ func newKubeCluster(t testing.TB, n int) *kubeCluster {
 func newKubeClusterWith(t testing.TB, n int, opts kubetest.Options) *kubeCluster {
 	t.Helper()
 	nettest.RequireRoot(t)
+	env, c := startControlPlane(t, opts)
+	u, err := url.Parse(env.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc := &kubeCluster{env: env, c: c, api: u.Host}
+	kc.applyRBAC(t)
+	kc.ov = newUnderlay(t, "xkul", "xkbr")
+	for i := range n {
+		kc.nodes = append(kc.nodes, kc.addNode(t, i))
+	}
+	return kc
+}
+
+// startControlPlane starts etcd and kube-apiserver with opts, stopped at
+// cleanup, and returns them with an admin client.
+func startControlPlane(t testing.TB, opts kubetest.Options) (*kubetest.Env, client.Client) {
+	t.Helper()
 	env, err := kubetest.StartWith(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -118,17 +136,7 @@ func newKubeClusterWith(t testing.TB, n int, opts kubetest.Options) *kubeCluster
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := url.Parse(env.Config.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc := &kubeCluster{env: env, c: c, api: u.Host}
-	kc.applyRBAC(t)
-	kc.ov = newUnderlay(t, "xkul", "xkbr")
-	for i := range n {
-		kc.nodes = append(kc.nodes, kc.addNode(t, i))
-	}
-	return kc
+	return env, c
 }
 
 // applyRBAC creates what deploy/kubernetes/rbac.yaml declares and the

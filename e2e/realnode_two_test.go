@@ -41,19 +41,7 @@ func newRealNodes(t *testing.T, ips []string) []*realNode {
 	start := time.Now()
 	images := buildImages(t)
 	t.Logf("images built in %v", time.Since(start).Round(time.Millisecond))
-	env, err := kubetest.StartWith(kubetest.Options{KubeletEgress: true, ServiceAccountAdmission: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Logf("stopping the control plane: %v", err)
-		}
-	})
-	c, err := client.New(env.Config, client.Options{Scheme: kubeScheme(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	env, c := startControlPlane(t, kubetest.Options{KubeletEgress: true, ServiceAccountAdmission: true})
 	// node-lifecycle: it lifts the not-ready taint kubelet registers the
 	// Node with, once the Node is Ready (the node has a real kubelet).
 	kcm := env.StartControllerManager(t, kubetest.ControllerManagerOptions{
@@ -67,6 +55,7 @@ func newRealNodes(t *testing.T, ips []string) []*realNode {
 		rn := &realNode{env: env, c: c, kcm: kcm, ip: ip}
 		rn.ns = nettest.NewNS(t, fmt.Sprintf("xrn%d", i))
 		rn.fabric, _ = ov.fabricLink(t, rn.ns, fmt.Sprintf("xrf%d", i), rn.ip)
+		var err error
 		if rn.root, err = os.MkdirTemp("", "xvr-rn-"); err != nil {
 			t.Fatal(err)
 		}
