@@ -60,7 +60,7 @@ func established(crd *apiextensionsv1.CustomResourceDefinition) bool {
 	return false
 }
 
-// TestEnsure: on an API server without them, Ensure creates the three CRDs
+// TestEnsure: on an API server without them, Ensure creates every CRD
 // and returns once they are established; a second call changes nothing; an
 // xvr CRD that drifted is put back; a NAD CRD is never rewritten.
 func TestEnsure(t *testing.T) {

@@ -121,3 +121,56 @@ func (l *InstanceIPList) DeepCopyObject() runtime.Object {
 	l.DeepCopyInto(out)
 	return out
 }
+
+// DeepCopyInto copies s into out.
+func (s *NodePolicySpec) DeepCopyInto(out *NodePolicySpec) {
+	*out = NodePolicySpec{}
+	if s.Interfaces != nil {
+		out.Interfaces = make([]InterfacePolicy, len(s.Interfaces))
+		for i, p := range s.Interfaces {
+			out.Interfaces[i] = InterfacePolicy{Pod: p.Pod, Network: p.Network, Policy: p.Policy.Clone()}
+		}
+	}
+}
+
+// DeepCopyInto copies p into out.
+func (p *NodePolicy) DeepCopyInto(out *NodePolicy) {
+	out.TypeMeta = p.TypeMeta
+	p.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
+	p.Spec.DeepCopyInto(&out.Spec)
+}
+
+// DeepCopy returns a copy of p.
+func (p *NodePolicy) DeepCopy() *NodePolicy {
+	if p == nil {
+		return nil
+	}
+	out := new(NodePolicy)
+	p.DeepCopyInto(out)
+	return out
+}
+
+// DeepCopyObject implements runtime.Object.
+func (p *NodePolicy) DeepCopyObject() runtime.Object { return p.DeepCopy() }
+
+// DeepCopyInto copies l into out.
+func (l *NodePolicyList) DeepCopyInto(out *NodePolicyList) {
+	out.TypeMeta = l.TypeMeta
+	l.ListMeta.DeepCopyInto(&out.ListMeta)
+	if l.Items != nil {
+		out.Items = make([]NodePolicy, len(l.Items))
+		for i := range l.Items {
+			l.Items[i].DeepCopyInto(&out.Items[i])
+		}
+	}
+}
+
+// DeepCopyObject implements runtime.Object.
+func (l *NodePolicyList) DeepCopyObject() runtime.Object {
+	if l == nil {
+		return nil
+	}
+	out := new(NodePolicyList)
+	l.DeepCopyInto(out)
+	return out
+}

@@ -8,6 +8,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/xvr-project/xvr/policy"
 )
 
 // Group and Version of xvr's API.
@@ -167,6 +169,43 @@ func (s *InstanceIPSpec) ParseIP() (netip.Addr, error) {
 	return ip, nil
 }
 
+// NodePolicy is the network policy of one node's pods, computed by the
+// controller from NetworkPolicies, MultiNetworkPolicies, pods and
+// namespaces, and read by that node's xvrd only. Cluster-scoped, named
+// after the node.
+type NodePolicy struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec NodePolicySpec `json:"spec"`
+}
+
+// NodePolicySpec lists an entry for every interface of every pod on the
+// node, selected by a policy or not (an unselected one has an empty Set):
+// an interface without an entry has not been computed yet, and the node
+// keeps it isolated until it has one.
+type NodePolicySpec struct {
+	Interfaces []InterfacePolicy `json:"interfaces,omitempty"`
+}
+
+// InterfacePolicy is the policy of a pod's interface on one network.
+type InterfacePolicy struct {
+	Pod PodRef `json:"pod"`
+	// Network is the attachment ("namespace/name" of the NAD, or of the
+	// cluster default network), as InstanceIPSpec.Attachment has it.
+	Network string `json:"network"`
+	// Policy is what the policies selecting the interface allow, with
+	// peers resolved to addresses and named ports to numbers.
+	Policy policy.Set `json:"policy"`
+}
+
+// NodePolicyList is a list of NodePolicies.
+type NodePolicyList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []NodePolicy `json:"items"`
+}
+
 // SchemeBuilder registers the types; AddToScheme adds them to a scheme.
 var (
 	SchemeBuilder = runtime.NewSchemeBuilder(addKnownTypes)
@@ -174,7 +213,8 @@ var (
 )
 
 func addKnownTypes(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &VirtualNetwork{}, &VirtualNetworkList{}, &InstanceIP{}, &InstanceIPList{})
+	s.AddKnownTypes(GroupVersion, &VirtualNetwork{}, &VirtualNetworkList{}, &InstanceIP{}, &InstanceIPList{},
+		&NodePolicy{}, &NodePolicyList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/xvr-project/xvr/policy"
 )
 
 // DefaultSocket is where xvrd listens unless told otherwise.
@@ -308,6 +310,28 @@ type Status struct {
 	// encapsulated (the fabric MTU less the largest overhead); the CNI uses
 	// it when its config sets no mtu. 0 without a fabric.
 	PodMTU int `json:"podMTU,omitempty"`
+}
+
+// Policies is the node's network policy, set whole (PUT /v1/policies):
+// with Kubernetes, kube/node copies the controller's NodePolicy object here.
+type Policies struct {
+	// Enforce: a pod interface with no entry in Interfaces is isolated in
+	// both directions (traffic from the node excepted) until it gets one,
+	// so that a new pod is isolated before its first packet. False:
+	// interfaces without an entry are not isolated.
+	Enforce bool `json:"enforce"`
+	// Interfaces are the policies of pod interfaces, one per pod and network.
+	Interfaces []InterfacePolicy `json:"interfaces,omitempty"`
+}
+
+// InterfacePolicy is the policy of a pod's interface on one network.
+type InterfacePolicy struct {
+	// Pod is the interface's pod; an empty UID matches any UID.
+	Pod PodRef `json:"pod"`
+	// Network is the attachment, as the port's Network ("namespace/name").
+	Network string `json:"network"`
+	// Policy is what the policies selecting the interface allow.
+	Policy policy.Set `json:"policy"`
 }
 
 // Backend is what the server serves. vrouter/agent implements it.
