@@ -5,6 +5,7 @@ import (
 
 	"github.com/xvr-project/xvr/encap"
 	"github.com/xvr-project/xvr/flowtable"
+	"github.com/xvr-project/xvr/policy"
 	"github.com/xvr-project/xvr/vrouter/route"
 )
 
@@ -33,6 +34,11 @@ type Vif struct {
 	VRF   uint32
 	MAC   [6]byte // the pod's MAC
 	IP    [4]byte // the pod's address
+	// Policy is the pod interface's network policy; nil: not policed
+	// (traffic between unpoliced vifs never touches the flow table).
+	Policy *policy.Compiled
+	// Name says whose vif it is in flows' verdicts ("x/a eth0").
+	Name string
 }
 
 // NextHop is where a route sends packets.
@@ -103,7 +109,20 @@ type Snapshot struct {
 	SNAT  *flowtable.SNAT
 	// Host is the node's host interface, the kernel's way to its pods.
 	Host Host
+	// PolicyGen changes whenever any vif's Policy does: a flow whose
+	// verdict was decided under another generation is decided again.
+	PolicyGen uint32
+	// ServiceNets are the cluster's Service CIDRs (xvrd -service-cidr): a
+	// pod's packet to one goes to the kernel unchecked by egress policy
+	// and is checked when it comes back after kube-proxy's DNAT.
+	ServiceNets []Prefix4
 }
+
+// Prefix4 is an IPv4 prefix in host order.
+type Prefix4 struct{ Net, Mask uint32 }
+
+// Contains reports whether a (network order bytes) is inside p.
+func (p Prefix4) Contains(a [4]byte) bool { return be32(a)&p.Mask == p.Net }
 
 // Host is the node's host interface as the pipeline sees it: a vif on the
 // cluster default network whose other end is the node's kernel (xvr-host).
