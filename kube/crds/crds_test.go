@@ -80,3 +80,21 @@ func TestNADIsUpstream(t *testing.T) {
 		t.Errorf("spec.config schema = %+v, want a string", config)
 	}
 }
+
+// TestMNPIsUpstream pins the MultiNetworkPolicy CRD to upstream's names.
+func TestMNPIsUpstream(t *testing.T) {
+	c := MultiNetworkPolicy()
+	v := c.Spec.Versions
+	if c.Name != "multi-networkpolicies.k8s.cni.cncf.io" || c.Spec.Group != "k8s.cni.cncf.io" || c.Spec.Scope != apiextensionsv1.NamespaceScoped ||
+		c.Spec.Names.Kind != "MultiNetworkPolicy" || c.Spec.Names.Plural != "multi-networkpolicies" ||
+		c.Spec.Names.Singular != "multi-networkpolicy" || len(c.Spec.Names.ShortNames) != 1 ||
+		c.Spec.Names.ShortNames[0] != "multi-policy" || len(v) != 1 || v[0].Name != "v1beta1" || !v[0].Served || !v[0].Storage {
+		t.Fatalf("MultiNetworkPolicy CRD = %+v", c.Spec)
+	}
+	if spec := v[0].Schema.OpenAPIV3Schema.Properties["spec"]; spec.XPreserveUnknownFields == nil || !*spec.XPreserveUnknownFields {
+		t.Errorf("spec schema = %+v, want preserved", spec)
+	}
+	if !Upstream(MNPName) || !Upstream(NADName) || Upstream(NodePolicyName) {
+		t.Error("Upstream misclassifies a CRD")
+	}
+}

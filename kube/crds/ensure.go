@@ -19,8 +19,9 @@ import (
 const EstablishTimeout = time.Minute
 
 // Ensure installs the CRDs: it creates each one that is absent, updates
-// xvr's own two when their spec differs from this package's (an upgrade),
-// never touches an existing NAD CRD (another CNI may own it), and waits
+// xvr's own when their spec differs from this package's (an upgrade),
+// never touches an existing upstream CRD (NAD, MultiNetworkPolicy: another
+// CNI or policy implementation may own it), and waits
 // until the API server reports each one Established. c needs a scheme
 // that knows apiextensions.k8s.io/v1.
 func Ensure(ctx context.Context, c client.Client) error {
@@ -48,7 +49,7 @@ func ensureOne(ctx context.Context, c client.Client, want *apiextensionsv1.Custo
 		return create(ctx, c, want)
 	case err != nil:
 		return fmt.Errorf("crds: reading %s: %w", want.Name, err)
-	case want.Name == NADName || equality.Semantic.DeepEqual(have.Spec, want.Spec):
+	case Upstream(want.Name) || equality.Semantic.DeepEqual(have.Spec, want.Spec):
 		return nil
 	}
 	have.Spec = want.Spec

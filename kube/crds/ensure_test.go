@@ -5,16 +5,20 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/xvr-project/xvr/kube/crds"
 	"github.com/xvr-project/xvr/kube/kubetest"
+	"github.com/xvr-project/xvr/kube/mnp"
 	"github.com/xvr-project/xvr/kube/v1alpha1"
 )
 
@@ -27,6 +31,9 @@ func newClient(t *testing.T, cfg *rest.Config) client.Client {
 		t.Fatal(err)
 	}
 	if err := v1alpha1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := mnp.AddToScheme(s); err != nil {
 		t.Fatal(err)
 	}
 	c, err := client.New(cfg, client.Options{Scheme: s})
@@ -147,6 +154,7 @@ func testSchemas(ctx context.Context, t *testing.T, c client.Client) {
 	if err := c.Create(ctx, iip); err != nil {
 		t.Fatal(err)
 	}
+	testMNPSchema(ctx, t, c)
 	var gotIIP v1alpha1.InstanceIP
 	if err := c.Get(ctx, client.ObjectKeyFromObject(iip), &gotIIP); err != nil {
 		t.Fatal(err)
@@ -190,5 +198,36 @@ func TestEnsureLeavesForeignNAD(t *testing.T) {
 		if !established(getCRD(ctx, t, c, name)) {
 			t.Errorf("CRD %s not established", name)
 		}
+	}
+}
+
+// testMNPSchema: a MultiNetworkPolicy with every field (and v1beta1's
+// JSON) survives the CRD as written.
+func testMNPSchema(ctx context.Context, t *testing.T, c client.Client) {
+	t.Helper()
+	tcp, end := corev1.ProtocolSCTP, int32(90)
+	p80, named := intstr.FromInt32(80), intstr.FromString("http")
+	p := &mnp.MultiNetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "schema-mnp", Annotations: map[string]string{mnp.PolicyForAnnotation: "net1"}},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"a": "b"}},
+			PolicyTypes: []networkingv1.PolicyType{"Ingress", "Egress", "Unknown"},
+			Ingress: []networkingv1.NetworkPolicyIngressRule{{
+				From: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "198.18.0.0/16", Except: []string{"198.18.1.0/24"}}},
+					{PodSelector: &metav1.LabelSelector{}, NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "k", Operator: "In", Values: []string{"v"}}}}}},
+				Ports: []networkingv1.NetworkPolicyPort{{Protocol: &tcp, Port: &p80, EndPort: &end}, {Port: &named}},
+			}},
+			Egress: []networkingv1.NetworkPolicyEgressRule{{To: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "::/0"}}}}},
+		},
+	}
+	if err := c.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	var got mnp.MultiNetworkPolicy
+	if err := c.Get(ctx, client.ObjectKeyFromObject(p), &got); err != nil {
+		t.Fatal(err)
+	}
+	if !equality.Semantic.DeepEqual(got.Spec, p.Spec) {
+		t.Errorf("MultiNetworkPolicy read back = %+v, want %+v", got.Spec, p.Spec)
 	}
 }
