@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"github.com/xvr-project/xvr/kube/mnp"
 	"github.com/xvr-project/xvr/kube/v1alpha1"
 	"github.com/xvr-project/xvr/nad"
 	"github.com/xvr-project/xvr/vrouter/api"
@@ -94,11 +95,12 @@ func (o *Options) validate() error {
 }
 
 // NewScheme returns a scheme with the types the controller reads and
-// writes: Kubernetes' own, NADs, xvr.io/v1alpha1 and CRDs.
+// writes: Kubernetes' own, NADs, MultiNetworkPolicies, xvr.io/v1alpha1
+// and CRDs.
 func NewScheme() (*runtime.Scheme, error) {
 	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{
-		clientgoscheme.AddToScheme, nadv1.AddToScheme, v1alpha1.AddToScheme, apiextensionsv1.AddToScheme,
+		clientgoscheme.AddToScheme, nadv1.AddToScheme, mnp.AddToScheme, v1alpha1.AddToScheme, apiextensionsv1.AddToScheme,
 	} {
 		if err := add(s); err != nil {
 			return nil, fmt.Errorf("controller: building the scheme: %w", err)
@@ -124,7 +126,7 @@ func Setup(mgr manager.Manager, opts Options) error {
 		opts: opts,
 		vnis: &vniAllocator{api: mgr.GetAPIReader()},
 	}
-	for _, add := range []func(manager.Manager, *base) error{addNetworkController, addDefaultController, addGCController} {
+	for _, add := range []func(manager.Manager, *base) error{addNetworkController, addDefaultController, addGCController, addPolicyController} {
 		if err := add(mgr, b); err != nil {
 			return err
 		}

@@ -1,7 +1,7 @@
 // Package controller is xvr-kube-manager's logic: controller-runtime
 // reconcilers that turn the cluster's NetworkAttachmentDefinitions into
-// VirtualNetworks, own the cluster default network and collect InstanceIPs
-// nobody owns any more. It is TF's kube-manager, with the failures it logs
+// VirtualNetworks, own the cluster default network, collect InstanceIPs
+// nobody owns any more and compute each node's network policy. It is TF's kube-manager, with the failures it logs
 // and forgets made visible (Events, conditions) and retried.
 //
 //   - NAD → VirtualNetwork (same namespace and name): a NAD whose
@@ -24,6 +24,15 @@
 //     pod of the same name, by UID), or whose node is gone, is deleted — the
 //     backstop for CNI DELs that could not reach the API server. Pods and
 //     Nodes are watched as metadata only.
+//
+//   - Network policy: NetworkPolicies (default network) and
+//     MultiNetworkPolicies (the NADs of their policy-for), with pods,
+//     namespaces, InstanceIPs and NADs, become one NodePolicy per Node
+//     (kube/netpol computes them; one coalesced request recomputes every
+//     node, and only NodePolicies that differ are written; a gone node's
+//     is deleted). What a policy cannot enforce gets a Warning Event
+//     PolicyNotEnforced and Enforced=False in its xvr.io/policy-status
+//     annotation (a JSON list of conditions), True once fixed.
 //
 // Every reconciler runs only on the elected leader. Importers:
 // cmd/xvr-kube-manager and tests. It reads and writes only the API server.
