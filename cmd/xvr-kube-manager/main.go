@@ -1,7 +1,9 @@
 // Command xvr-kube-manager is xvr's cluster controller (TF's kube-manager):
 // it installs the NetworkAttachmentDefinition and xvr CRDs, turns NADs into
 // VirtualNetworks with cluster-unique VNIs, owns the cluster default
-// network and collects InstanceIPs whose pod or node is gone. It runs as a
+// network, collects InstanceIPs whose pod or node is gone and computes each
+// node's network policy (NodePolicy) from NetworkPolicies and
+// MultiNetworkPolicies (off with -network-policy=false). It runs as a
 // Deployment (deploy/kubernetes/controller.yaml); with leader election,
 // one replica works and the others wait.
 //
@@ -57,6 +59,7 @@ type options struct {
 	healthAddr     string
 	logLevel       slog.Level
 	printCRDs      bool
+	networkPolicy  bool
 	showVersion    bool
 }
 
@@ -72,6 +75,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:9471", "address of the Prometheus /metrics endpoint; 0 turns it off")
 	fs.StringVar(&o.healthAddr, "health-addr", "127.0.0.1:9472", "address of the /healthz and /readyz endpoints; 0 turns them off")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	fs.BoolVar(&o.networkPolicy, "network-policy", true, "enforce NetworkPolicies and MultiNetworkPolicies: write each node's NodePolicy; false leaves policy to another implementation (delete the NodePolicies: kubectl delete xnp --all)")
 	fs.BoolVar(&o.printCRDs, "print-crds", false, "print the CRDs as YAML (deploy/kubernetes/crds.yaml) and exit")
 	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -182,12 +186,12 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	opts := controller.Options{Cluster: o.cluster, DefaultCIDR: o.defaultCIDR}
+	opts := controller.Options{Cluster: o.cluster, DefaultCIDR: o.defaultCIDR, NoNetworkPolicy: !o.networkPolicy}
 	if err := controller.Setup(mgr, opts); err != nil {
 		return err
 	}
 	log.Info("xvr-kube-manager starting", "version", version, "cluster", o.cluster, "defaultCIDR", o.defaultCIDR.String(),
-		"leaderElection", o.leaderElect, "leaseNamespace", o.leaseNamespace)
+		"leaderElection", o.leaderElect, "leaseNamespace", o.leaseNamespace, "networkPolicy", o.networkPolicy)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("manager: %w", err)
 	}

@@ -21,6 +21,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -31,6 +32,7 @@ import (
 	"github.com/xvr-project/xvr/kube/controller"
 	"github.com/xvr-project/xvr/kube/crds"
 	"github.com/xvr-project/xvr/kube/kubetest"
+	"github.com/xvr-project/xvr/kube/mnp"
 	"github.com/xvr-project/xvr/kube/v1alpha1"
 	"github.com/xvr-project/xvr/nad"
 )
@@ -45,7 +47,7 @@ func TestFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.cluster != "k8s" || o.defaultCIDR.String() != "198.19.0.0/16" || !o.leaderElect || o.leaseNamespace != "xvr-system" {
+	if o.cluster != "k8s" || o.defaultCIDR.String() != "198.19.0.0/16" || !o.leaderElect || o.leaseNamespace != "xvr-system" || !o.networkPolicy {
 		t.Errorf("defaults = %+v", o)
 	}
 	for _, bad := range [][]string{{"-default-cidr", "198.19.0.0"}, {"-log-level", "loud"}, {"extra"}} {
@@ -146,6 +148,7 @@ func TestBinary(t *testing.T) {
 		t.Fatalf("Lease %s is not held", leaseKey)
 	}
 	collectsOrphan(ctx, t, c, vn)
+	computesPolicy(ctx, t, c)
 	releasesNAD(ctx, t, c, vn)
 
 	if err := p.stop(syscall.SIGTERM, 30*time.Second); err != nil {
@@ -195,6 +198,40 @@ func collectsOrphan(ctx context.Context, t *testing.T, c client.Client, vn *v1al
 	}
 	poll(ctx, t, "the InstanceIP of a missing node is collected", func() bool {
 		return apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(iip), iip))
+	})
+}
+
+// computesPolicy: a node gets its NodePolicy with its pod's interface
+// isolated by a NetworkPolicy; a MultiNetworkPolicy naming a missing NAD
+// gets Enforced=False in its status annotation (the RBAC covers reading
+// policies, pods and namespaces, writing NodePolicies and patching
+// policies).
+func computesPolicy(ctx context.Context, t *testing.T, c client.Client) {
+	t.Helper()
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "policy-node"}}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "policed", Labels: map[string]string{"app": "p"}},
+		Spec:       corev1.PodSpec{NodeName: node.Name, Containers: []corev1.Container{{Name: "c", Image: "registry.invalid/pause"}}},
+	}
+	np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "deny"}}
+	multi := &mnp.MultiNetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "multi",
+		Annotations: map[string]string{mnp.PolicyForAnnotation: "missing"}}}
+	for _, obj := range []client.Object{node, pod, np, multi} {
+		if err := c.Create(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poll(ctx, t, "the node's NodePolicy isolates the pod", func() bool {
+		var got v1alpha1.NodePolicy
+		if c.Get(ctx, client.ObjectKeyFromObject(node), &got) != nil || len(got.Spec.Interfaces) != 1 {
+			return false
+		}
+		e := got.Spec.Interfaces[0]
+		return e.Pod.Name == pod.Name && e.Network == "default/cluster-wide-default" && e.Policy.Ingress && !e.Policy.Egress
+	})
+	poll(ctx, t, "the MultiNetworkPolicy says it is not enforced", func() bool {
+		return c.Get(ctx, client.ObjectKeyFromObject(multi), multi) == nil &&
+			strings.Contains(multi.Annotations[controller.AnnotationPolicyStatus], `"status":"False"`)
 	})
 }
 

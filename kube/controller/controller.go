@@ -65,6 +65,10 @@ type Options struct {
 	// found, CIDR change refused) is looked at again besides the watch
 	// events that re-trigger it; 0 means DefaultRetryInterval.
 	RetryInterval time.Duration
+	// NoNetworkPolicy leaves network policy alone: no NodePolicy is
+	// written, so nodes do not enforce policy (another implementation
+	// may). NodePolicies written before are left as they are.
+	NoNetworkPolicy bool
 
 	// observe, when set (tests), is told the outcome of every reconcile.
 	observe func(controller, key, outcome string)
@@ -126,7 +130,11 @@ func Setup(mgr manager.Manager, opts Options) error {
 		opts: opts,
 		vnis: &vniAllocator{api: mgr.GetAPIReader()},
 	}
-	for _, add := range []func(manager.Manager, *base) error{addNetworkController, addDefaultController, addGCController, addPolicyController} {
+	adds := []func(manager.Manager, *base) error{addNetworkController, addDefaultController, addGCController}
+	if !opts.NoNetworkPolicy {
+		adds = append(adds, addPolicyController)
+	}
+	for _, add := range adds {
 		if err := add(mgr, b); err != nil {
 			return err
 		}

@@ -1,8 +1,9 @@
 // Package controller is xvr-kube-manager's logic: controller-runtime
 // reconcilers that turn the cluster's NetworkAttachmentDefinitions into
 // VirtualNetworks, own the cluster default network, collect InstanceIPs
-// nobody owns any more and compute each node's network policy. It is TF's kube-manager, with the failures it logs
-// and forgets made visible (Events, conditions) and retried.
+// nobody owns any more and compute each node's network policy. It is TF's
+// kube-manager, with the failures it logs and forgets made visible
+// (Events, conditions) and retried.
 //
 //   - NAD → VirtualNetwork (same namespace and name): a NAD whose
 //     spec.config type is xvr or contrail-k8s-cni gets the finalizer
@@ -24,7 +25,6 @@
 //     pod of the same name, by UID), or whose node is gone, is deleted — the
 //     backstop for CNI DELs that could not reach the API server. Pods and
 //     Nodes are watched as metadata only.
-//
 //   - Network policy: NetworkPolicies (default network) and
 //     MultiNetworkPolicies (the NADs of their policy-for), with pods,
 //     namespaces, InstanceIPs and NADs, become one NodePolicy per Node
