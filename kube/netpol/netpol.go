@@ -104,7 +104,9 @@ func (p Problem) Object() string { return objectName(p.Kind, p.Namespace, p.Name
 
 func objectName(kind, ns, name string) string { return kind + " " + ns + "/" + name }
 
-// Result is Compute's output.
+// Result is Compute's output. Entries may share slices (the rules and
+// peers common to interfaces): treat it as read-only, or copy
+// (policy.Set.Clone) before changing an entry.
 type Result struct {
 	// Nodes holds, per node name, an entry for every interface of every
 	// non-hostNetwork, unfinished pod scheduled there, sorted by pod
@@ -172,8 +174,12 @@ type computation struct {
 	namespaces []string // sorted
 	policies   []*compiledPolicy
 	found      map[Problem]bool
-	// peerCache memoizes the pods a peer selects, per policy rule peer and network.
-	peerCache map[peerKey][]*podInfo
+	// peerCache memoizes the pods a peer selects, per peer and network;
+	// ruleCache a rule's resolved peers (ingress) or rules (egress), which
+	// do not depend on the selected pod, per rule and network.
+	peerCache   map[peerKey][]*podInfo
+	peersCache  map[ruleKey][]policy.Peer
+	egressCache map[ruleKey][]policy.Rule
 }
 
 type peerKey struct {
@@ -181,10 +187,16 @@ type peerKey struct {
 	network string
 }
 
+type ruleKey struct {
+	rule    *compiledRule
+	network string
+}
+
 func newComputation(in *Inputs) *computation {
 	c := &computation{
 		in: in, byNS: map[string][]*podInfo{}, nsLabels: map[string]labels.Set{},
 		found: map[Problem]bool{}, peerCache: map[peerKey][]*podInfo{},
+		peersCache: map[ruleKey][]policy.Peer{}, egressCache: map[ruleKey][]policy.Rule{},
 	}
 	for i := range in.Namespaces {
 		ns := &in.Namespaces[i]
@@ -551,11 +563,22 @@ func (c *computation) ingressRules(cp *compiledPolicy, r *compiledRule, p *podIn
 		out.AllPeers = true
 		return []policy.Rule{out}
 	}
-	out.Peers = c.peers(r.peers, network)
+	out.Peers = c.rulePeers(r, network)
 	if len(out.Peers) == 0 {
 		return nil
 	}
 	return []policy.Rule{out}
+}
+
+// rulePeers is c.peers of a rule, memoized.
+func (c *computation) rulePeers(r *compiledRule, network string) []policy.Peer {
+	key := ruleKey{r, network}
+	if ps, ok := c.peersCache[key]; ok {
+		return ps
+	}
+	ps := c.peers(r.peers, network)
+	c.peersCache[key] = ps
+	return ps
 }
 
 // egressRules translates an egress rule: numbered ports with every peer,
@@ -563,11 +586,21 @@ func (c *computation) ingressRules(cp *compiledPolicy, r *compiledRule, p *podIn
 // pods (ipBlocks never match a named port; with no peers listed, every pod
 // having the port is one).
 func (c *computation) egressRules(cp *compiledPolicy, r *compiledRule, network string) []policy.Rule {
+	key := ruleKey{r, network}
+	if rules, ok := c.egressCache[key]; ok {
+		return rules
+	}
+	rules := c.resolveEgress(cp, r, network)
+	c.egressCache[key] = rules
+	return rules
+}
+
+func (c *computation) resolveEgress(cp *compiledPolicy, r *compiledRule, network string) []policy.Rule {
 	var out []policy.Rule
 	if r.allPorts || len(r.ports) > 0 {
 		base := policy.Rule{Policy: cp.label, AllPorts: r.allPorts, Ports: sortPorts(slices.Clone(r.ports)), AllPeers: r.allPeers}
 		if !r.allPeers {
-			base.Peers = c.peers(r.peers, network)
+			base.Peers = c.rulePeers(r, network)
 		}
 		if base.AllPeers || len(base.Peers) > 0 {
 			out = append(out, base)
@@ -701,21 +734,34 @@ func hostPeers(addrs []netip.Addr) []policy.Peer {
 	return out
 }
 
-// sortPeers sorts by prefix (address, then length) and removes duplicates.
+// sortPeers sorts by prefix (address, then length, then excepts) and
+// removes duplicates.
 func sortPeers(ps []policy.Peer) []policy.Peer {
-	key := func(p policy.Peer) netip.Prefix { pf, _ := netip.ParsePrefix(p.CIDR); return pf }
-	slices.SortStableFunc(ps, func(a, b policy.Peer) int {
-		if c := key(a).Addr().Compare(key(b).Addr()); c != 0 {
+	type keyed struct {
+		prefix netip.Prefix
+		except string
+		peer   policy.Peer
+	}
+	ks := make([]keyed, len(ps))
+	for i, p := range ps {
+		pf, _ := netip.ParsePrefix(p.CIDR) // the CIDRs are ours: valid
+		ks[i] = keyed{prefix: pf, except: strings.Join(p.Except, ","), peer: p}
+	}
+	slices.SortFunc(ks, func(a, b keyed) int {
+		if c := a.prefix.Addr().Compare(b.prefix.Addr()); c != 0 {
 			return c
 		}
-		if c := key(a).Bits() - key(b).Bits(); c != 0 {
+		if c := a.prefix.Bits() - b.prefix.Bits(); c != 0 {
 			return c
 		}
-		return strings.Compare(strings.Join(a.Except, ","), strings.Join(b.Except, ","))
+		return strings.Compare(a.except, b.except)
 	})
-	return slices.CompactFunc(ps, func(a, b policy.Peer) bool {
-		return a.CIDR == b.CIDR && slices.Equal(a.Except, b.Except)
-	})
+	ks = slices.CompactFunc(ks, func(a, b keyed) bool { return a.prefix == b.prefix && a.except == b.except })
+	out := ps[:0]
+	for _, k := range ks {
+		out = append(out, k.peer)
+	}
+	return out
 }
 
 // sortPorts sorts by protocol, port and end port, without duplicates.
