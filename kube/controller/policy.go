@@ -143,6 +143,12 @@ func (r *policyReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 		return reconcile.Result{}, nil
 	}
 	outcome, err := r.reconcile(ctx)
+	if apierrors.IsConflict(err) {
+		// The cache is behind our own last write (or a policy changed
+		// under the status patch): look again once it has caught up.
+		log.FromContext(ctx).V(1).Info("conflict; recomputing soon", "err", err.Error())
+		return reconcile.Result{RequeueAfter: requeueSoon(true)}, nil
+	}
 	r.observe(policyController, req.Name, outcome)
 	return reconcile.Result{}, err
 }
