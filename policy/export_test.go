@@ -13,13 +13,9 @@ func RefCompile(s *Set) (Checker, error) { return refCompile(s) }
 // Footprint is the memory the classifiers of c hold, in bytes.
 func (c *Compiled) Footprint() int { return c.footprint() }
 
-// Shape is the size of each classifier of c: rules, distinct rows,
-// address intervals, TCP/UDP/SCTP port intervals.
-func (c *Compiled) Shape() [2][6]int {
-	var out [2][6]int
-	for i := range c.cls {
-		k := &c.cls[i]
-		out[i] = [6]int{k.words, len(k.rows) / k.words, len(k.addr), len(k.port[0].start), len(k.port[1].start), len(k.port[2].start)}
-	}
-	return out
+// Sparse is the alternative classifier of decision 0008, built from c,
+// and its footprint in bytes.
+func Sparse(c *Compiled) (Checker, int) {
+	sc := newSparse(c)
+	return sc, sc.footprint()
 }
