@@ -127,27 +127,32 @@ func span(p netip.Prefix) (lo, end uint64) {
 type rowPool struct {
 	words int
 	rows  []uint64
-	ids   map[string]uint32 // row bytes → offset in rows
-	key   []byte
+	ids   map[uint64]uint32 // row hash (+ probes on collision) → offset in rows
 }
 
 func newRowPool(words int) *rowPool {
-	return &rowPool{words: max(words, 1), ids: make(map[string]uint32)}
+	return &rowPool{words: max(words, 1), ids: make(map[uint64]uint32)}
 }
 
 // intern returns the offset of row in p.rows, adding it if new.
 func (p *rowPool) intern(row []uint64) uint32 {
-	p.key = p.key[:0]
+	h := uint64(14695981039346656037)
 	for _, w := range row {
-		p.key = binary.LittleEndian.AppendUint64(p.key, w)
+		h = (h ^ w) * 1099511628211
+		h ^= h >> 29
 	}
-	if off, ok := p.ids[string(p.key)]; ok {
-		return off
+	for ; ; h++ {
+		off, ok := p.ids[h]
+		if !ok {
+			off = uint32(len(p.rows))
+			p.rows = append(p.rows, row...)
+			p.ids[h] = off
+			return off
+		}
+		if slices.Equal(p.rows[off:int(off)+p.words], row) {
+			return off
+		}
 	}
-	off := uint32(len(p.rows))
-	p.rows = append(p.rows, row...)
-	p.ids[string(p.key)] = off
-	return off
 }
 
 // partition sweeps a space [0, end) with per-rule base counts and
