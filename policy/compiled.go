@@ -1,8 +1,8 @@
 package policy
 
 import (
-	"fmt"
-	"net/netip"
+	"encoding/binary"
+	"math/bits"
 )
 
 // Decision is the outcome of Compiled.Check: the index of the deciding rule
@@ -19,52 +19,23 @@ const (
 // Allowed reports whether d lets the packet through.
 func (d Decision) Allowed() bool { return d != Denied }
 
-// Compiled is a Set ready for the data path: Check allocates nothing.
+// Compiled is a Set ready for the data path: Check allocates nothing and
+// takes no lock. It is immutable; share it freely.
 type Compiled struct {
-	set   Set
-	rules [2][]rule
+	set Set
+	cls [2]classifier // by Direction: Ingress, Egress
 }
 
-type rule struct {
-	allPeers, allPorts bool
-	peers              []peer
-	ports              []portRange
-}
-
-type peer struct {
-	net    netip.Prefix
-	except []netip.Prefix
-}
-
-type portRange struct {
-	proto  uint8
-	lo, hi uint16
-}
-
-// Compile validates s and returns its compiled form.
+// Compile validates s and returns its compiled form. The Compiled keeps a
+// shallow copy of s (see the package doc).
 func Compile(s *Set) (*Compiled, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
 	c := &Compiled{set: *s}
 	for _, d := range []Direction{Ingress, Egress} {
-		for _, r := range s.Rules(d) {
-			cr := rule{allPeers: r.AllPeers, allPorts: r.AllPorts}
-			for _, p := range r.Peers {
-				n, ex, err := p.parse()
-				if err != nil {
-					return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
-				}
-				cr.peers = append(cr.peers, peer{net: n, except: ex})
-			}
-			for _, p := range r.Ports {
-				proto, lo, hi, err := p.parse()
-				if err != nil {
-					return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
-				}
-				cr.ports = append(cr.ports, portRange{proto: proto, lo: lo, hi: hi})
-			}
-			c.rules[d] = append(c.rules[d], cr)
+		if err := c.cls[d].build(s.Rules(d)); err != nil {
+			return nil, err
 		}
 	}
 	return c, nil
@@ -79,18 +50,18 @@ func (c *Compiled) Isolated(d Direction) bool { return c.set.Isolated(d) }
 // Check decides a packet crossing the interface in direction d: peer is
 // the other end's address (the source for ingress, the destination for
 // egress), proto the IP protocol, port the destination port (0 where the
-// protocol has none). Safe for concurrent use; no allocation.
+// protocol has none). The decision is the first rule, in Set order, that
+// allows the packet. Safe for concurrent use; no allocation; a direction
+// other than Ingress is Egress, as in Set.Isolated.
 func (c *Compiled) Check(d Direction, peer [4]byte, proto uint8, port uint16) Decision {
 	if !c.set.Isolated(d) {
 		return NotIsolated
 	}
-	a := netip.AddrFrom4(peer)
-	for i := range c.rules[d] {
-		if c.rules[d][i].match(a, proto, port) {
-			return Decision(i)
-		}
+	k := &c.cls[Egress]
+	if d == Ingress {
+		k = &c.cls[Ingress]
 	}
-	return Denied
+	return k.check(binary.BigEndian.Uint32(peer[:]), proto, port)
 }
 
 // Policy names the object behind decision x in direction d: a rule's
@@ -103,35 +74,82 @@ func (c *Compiled) Policy(d Direction, x Decision) string {
 	return r[x].Policy
 }
 
-func (r *rule) match(a netip.Addr, proto uint8, port uint16) bool {
-	return (r.allPeers || r.peerMatch(a)) && (r.allPorts || r.portMatch(proto, port))
+// classifier is one direction's rules as two partitions: the IPv4 space
+// cut into intervals whose addresses every rule treats alike, and each
+// protocol's port space likewise. Each interval names a row: the bitset
+// (one bit per rule, in rule order) of the rules matching it. A packet's
+// rules are its address row AND its port row; the lowest bit is the first
+// matching rule. Rows are interned, so equal sets are stored once.
+type classifier struct {
+	words    int      // row width in uint64 words (>= 1)
+	rows     []uint64 // the distinct rows, each words long
+	addr     []uint32 // interval starts, ascending; addr[0] == 0
+	addrRow  []uint32 // offset in rows of each address interval's row
+	port     [3]ports // TCP, UDP, SCTP
+	otherRow uint32   // offset of the row of every other protocol: AllPorts rules
 }
 
-func (r *rule) peerMatch(a netip.Addr) bool {
-	for i := range r.peers {
-		p := &r.peers[i]
-		if !p.net.Contains(a) {
-			continue
-		}
-		excepted := false
-		for _, e := range p.except {
-			if e.Contains(a) {
-				excepted = true
-				break
-			}
-		}
-		if !excepted {
-			return true
-		}
-	}
-	return false
+// ports is one protocol's partition of 0..65535.
+type ports struct {
+	start []uint16 // ascending; start[0] == 0
+	row   []uint32 // offset in rows
 }
 
-func (r *rule) portMatch(proto uint8, port uint16) bool {
-	for _, p := range r.ports {
-		if p.proto == proto && port >= p.lo && port <= p.hi {
-			return true
+func (k *classifier) check(a uint32, proto uint8, port uint16) Decision {
+	var q uint32
+	switch proto {
+	case ProtoTCP:
+		q = k.port[0].lookup(port)
+	case ProtoUDP:
+		q = k.port[1].lookup(port)
+	case ProtoSCTP:
+		q = k.port[2].lookup(port)
+	default:
+		q = k.otherRow
+	}
+	p := k.addrRow[last32(k.addr, a)]
+	w := k.words
+	pr := k.rows[p : int(p)+w]
+	qr := k.rows[q : int(q)+w]
+	qr = qr[:len(pr)]
+	for i, x := range pr {
+		if x &= qr[i]; x != 0 {
+			return Decision(i*64 + bits.TrailingZeros64(x))
 		}
 	}
-	return false
+	return Denied
+}
+
+func (t *ports) lookup(port uint16) uint32 {
+	return t.row[last16(t.start, port)]
+}
+
+// last32 is the index of the last element of s (ascending, s[0] == 0)
+// that is <= x: a binary search without data-dependent branches (its
+// cost is log2(len(s)) dependent loads, whatever x is).
+func last32(s []uint32, x uint32) int {
+	lo, n := 0, len(s)
+	for n > 1 {
+		half := n >> 1
+		// lo += half if s[lo+half] <= x, by the sign of the difference:
+		// the compiler makes a branch of the if, mispredicted half the time.
+		d := int64(x) - int64(s[lo+half])
+		lo += half &^ int(d>>63)
+		n -= half
+	}
+	return lo
+}
+
+// last16 is last32 for ports.
+func last16(s []uint16, x uint16) int {
+	lo, n := 0, len(s)
+	for n > 1 {
+		half := n >> 1
+		// lo += half if s[lo+half] <= x, by the sign of the difference:
+		// the compiler makes a branch of the if, mispredicted half the time.
+		d := int64(x) - int64(s[lo+half])
+		lo += half &^ int(d>>63)
+		n -= half
+	}
+	return lo
 }

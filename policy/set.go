@@ -105,10 +105,16 @@ func ProtoNumber(name string) (uint8, error) {
 // ErrInvalid wraps every validation error of Validate and Compile.
 var ErrInvalid = errors.New("invalid policy")
 
+// MaxRules is the most rules a Set may have in one direction.
+const MaxRules = 65535
+
 // Validate checks every rule of s: IPv4 CIDRs, excepts inside their CIDR,
-// known protocols, port ranges.
+// known protocols, port ranges, at most MaxRules rules per direction.
 func (s *Set) Validate() error {
 	for _, d := range []Direction{Ingress, Egress} {
+		if n := len(s.Rules(d)); n > MaxRules {
+			return fmt.Errorf("%w: %d %s rules, at most %d", ErrInvalid, n, d, MaxRules)
+		}
 		for i := range s.Rules(d) {
 			if err := s.Rules(d)[i].validate(); err != nil {
 				return fmt.Errorf("%w: %s rule %d: %w", ErrInvalid, d, i, err)
