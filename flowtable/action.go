@@ -27,8 +27,14 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
-// Action is an entry's decision. IP and Port are the NAT rewrite values and
-// are zero for Forward and Drop. For ICMP echo, Port is the identifier.
+// IsNAT reports whether k rewrites the packet (NATSrc or NATDst).
+func (k Kind) IsNAT() bool { return k == NATSrc || k == NATDst }
+
+// Action is an entry's decision. IP and Port are the NAT rewrite values of
+// NATSrc and NATDst (for ICMP echo, Port is the identifier); for Forward and
+// Drop the table keeps them as given, for the caller's own use (the
+// pipeline's network-policy verdicts keep their generation and decision
+// there).
 type Action struct {
 	Kind    Kind
 	NextHop uint32

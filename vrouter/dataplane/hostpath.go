@@ -14,8 +14,9 @@ import (
 // refused. So a frame from the host vif whose source is a pod of the
 // default network records a flow whose reverse entry sends the reply to the
 // host vif, on this node or after decapsulation when the endpoint is on
-// another node. Other traffic never pays for it: the lookups happen only
-// for default-network packets while the flow table holds flows.
+// another node (guard in policy.go records it: its flowEnds.hostFlow).
+// Other traffic never pays for it: the lookups happen only for
+// default-network packets while the flow table holds flows.
 
 // lookup finds dst's next hop in the batch's VRF; for the kernel's frames,
 // a destination in a VN that opted in to host access is looked up in that
@@ -34,31 +35,6 @@ func (p *Pipeline) lookup(c *batchCtx, dst [4]byte) (uint32, bool) {
 		}
 	}
 	return c.view.Lookup(dst)
-}
-
-// noteFromHost records, for a TCP or UDP packet the kernel sent with a pod
-// of the default network as its source, the flow whose reply goes back
-// through the kernel. A full table is counted by the table; the packet is
-// forwarded either way.
-func (p *Pipeline) noteFromHost(c *batchCtx, f []byte) {
-	s, h := c.s, &c.s.Host
-	if s.Flows == nil || p.ip.Src == h.IP || !c.vrf.Contains(p.ip.Src) ||
-		(p.ip.Proto != packet.ProtoTCP && p.ip.Proto != packet.ProtoUDP) {
-		return
-	}
-	sport, dport, ok := l4Ports(f[packet.EthLen:], &p.ip, true)
-	if !ok {
-		return
-	}
-	k := flowtable.Key{VRF: h.VRF, Src: p.ip.Src, Dst: p.ip.Dst, SrcPort: sport, DstPort: dport, Proto: p.ip.Proto}
-	if ref, _, hit := s.Flows.Lookup(&k); hit {
-		s.Flows.Account(ref, int(p.ip.TotalLen), p.Now)
-		return
-	}
-	// The forward entry only marks the flow (the packet is routed as
-	// usual); the reverse entry's next hop is the host's.
-	_, _ = s.Flows.Insert(k, flowtable.Action{Kind: flowtable.Forward, NextHop: NHIDDiscard},
-		k.Reverse(), flowtable.Action{Kind: flowtable.Forward, NextHop: h.NH}, p.Now)
 }
 
 // hostReturn is the host vif's next hop when the packet (parsed into p.ip,

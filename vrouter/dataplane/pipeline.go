@@ -119,9 +119,6 @@ func (p *Pipeline) ipv4(c *batchCtx, d *afxdp.Desc, f []byte) Verdict {
 	if !packet.IsUnicast(h.Dst) || h.Dst == [4]byte{255, 255, 255, 255} {
 		return Verdict{Reason: NonUnicastIP}
 	}
-	if c.in == c.s.Host.Vif && c.s.Host.Valid {
-		p.noteFromHost(c, f)
-	}
 	id, ok := p.lookup(c, h.Dst)
 	if !ok {
 		return Verdict{Reason: NoRoute}
@@ -129,6 +126,9 @@ func (p *Pipeline) ipv4(c *batchCtx, d *afxdp.Desc, f []byte) Verdict {
 	nh := c.s.nh(id)
 	if nh == nil {
 		return Verdict{Reason: InvalidNextHop}
+	}
+	if r := p.guard(c, f, nh); r != Forward {
+		return Verdict{Reason: r}
 	}
 	switch nh.Type {
 	case NHReceive:
@@ -281,6 +281,9 @@ func (p *Pipeline) fabricIn(c *batchCtx, d *afxdp.Desc) Verdict {
 	if nh == nil {
 		return Verdict{Reason: NoRoute} // no transit through this node
 	}
+	if r := p.guardIn(c, f, nh); r != Forward {
+		return Verdict{Reason: r}
+	}
 	nh = p.hostReturn(c, vrf, f, nh)
 	packet.SetMACs(f, nh.DstMAC, c.s.MAC)
 	d.Addr, d.Len = base+uint64(off), uint32(n)
@@ -352,6 +355,9 @@ func (p *Pipeline) fabricNative(c *batchCtx, d *afxdp.Desc, f []byte) Verdict {
 	nh := c.s.localNH(vrf, p.ip.Dst)
 	if nh == nil {
 		return Verdict{Reason: NoRoute}
+	}
+	if r := p.guardIn(c, f, nh); r != Forward {
+		return Verdict{Reason: r}
 	}
 	if p.ip.TTL <= 1 {
 		return Verdict{Reason: TTLExceeded}

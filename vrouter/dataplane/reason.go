@@ -49,6 +49,7 @@ const (
 	OverlayIPChecksum       // inner IPv4 header checksum does not verify
 
 	ICMPChecksum // an ICMP message the vRouter would answer or rewrite has a wrong checksum
+	PolicyDenied // a network policy of the source's egress or the destination's ingress denies the flow
 	NumReasons
 )
 
@@ -93,6 +94,7 @@ var reasonNames = [NumReasons]string{
 	OverlayInvalidIPHeader:  "overlay_invalid_ip_header",
 	OverlayIPChecksum:       "overlay_ip_checksum",
 	ICMPChecksum:            "icmp_checksum",
+	PolicyDenied:            "policy_denied",
 }
 
 // String is the reason's dropstats name.

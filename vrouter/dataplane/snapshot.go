@@ -112,6 +112,9 @@ type Snapshot struct {
 	// PolicyGen changes whenever any vif's Policy does: a flow whose
 	// verdict was decided under another generation is decided again.
 	PolicyGen uint32
+	// PolicyStats counts the flows policy decided; shared by every
+	// snapshot (nil: not counted).
+	PolicyStats *PolicyStats
 	// ServiceNets are the cluster's Service CIDRs (xvrd -service-cidr): a
 	// pod's packet to one goes to the kernel unchecked by egress policy
 	// and is checked when it comes back after kube-proxy's DNAT.

@@ -106,6 +106,9 @@ func (p *Pipeline) toSNAT(c *batchCtx, d *afxdp.Desc, f []byte, nh *NextHop) Ver
 	if icmpChecksumBad(ip, &p.ip) {
 		return Verdict{Reason: ICMPChecksum}
 	}
+	if !p.egressAllowed(c, dport) {
+		return Verdict{Reason: PolicyDenied}
+	}
 	k := flowtable.Key{VRF: c.vif.VRF, Src: p.ip.Src, Dst: p.ip.Dst, SrcPort: sport, DstPort: dport, Proto: p.ip.Proto}
 	ref, act, hit := s.Flows.Lookup(&k)
 	if !hit {
