@@ -64,6 +64,7 @@ type options struct {
 	encap     string
 	flows     int
 	snatGW    string
+	svcCIDR   string
 	metrics   string
 	kubecfg   string
 	inCluster bool
@@ -90,6 +91,7 @@ func main() {
 	flag.StringVar(&o.nodeIP, "node-ip", "", "the node's IPv4 address on the fabric (default the fabric NIC's first)")
 	flag.StringVar(&o.encap, "encap", "MPLSoUDP,VXLAN", "encapsulation priority towards other nodes")
 	flag.IntVar(&o.flows, "flows", flowtable.DefaultCapacity, "flow table size (flows; 256 B each)")
+	flag.StringVar(&o.svcCIDR, "service-cidr", "", "the cluster's Service CIDRs, comma-separated IPv4 (kube-apiserver's --service-cluster-ip-range): a pod's egress policy is checked on such traffic after kube-proxy's DNAT; empty: none")
 	flag.StringVar(&o.snatGW, "snat-gw", "", "where fabric-SNAT traffic leaves (default the node's default gateway)")
 	flag.StringVar(&o.defCIDR, "default-cidr", "198.19.0.0/16", "CIDR of the cluster default pod network (default/"+api.DefaultNetworkName+", every pod's eth0) standalone; with -kubeconfig the controller's -default-cidr is used; empty: none")
 	flag.StringVar(&o.kubecfg, "kubeconfig", "", "kubeconfig of the cluster: networks, addresses and remote pods come from its API server (empty: standalone)")
@@ -131,6 +133,10 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	}
 	if o.fill < 64 || o.fill > 2048 || o.frames < 2*o.fill {
 		return fmt.Errorf("-fill %d must be 64..2048 and at most half of -frames %d", o.fill, o.frames)
+	}
+	svcNets, err := parseServiceCIDRs(o.svcCIDR)
+	if err != nil {
+		return err
 	}
 	if err := os.MkdirAll(dirOf(o.db), 0o700); err != nil {
 		return fmt.Errorf("creating state directory: %w", err)
@@ -182,15 +188,18 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	if o.defCIDR != "" {
 		defNet = "default/" + api.DefaultNetworkName
 	}
-	if fab != nil && fab.Flows != nil {
-		go ageFlows(pctx, fab.Flows)
+	flows, err := newFlows(o, fab)
+	if err != nil {
+		return err
 	}
+	go ageFlows(pctx, flows)
 	kn, err := kubeNode(o, fab, log)
 	if err != nil {
 		return err
 	}
 	cfg := agent.Config{Store: st, Links: netlinkLinks{}, Attacher: prog, Pollers: pollers,
-		Current: cur, MAC: mac, Cluster: o.cluster, Log: log, Version: version, DefaultNetwork: defNet, Fabric: fab}
+		Current: cur, MAC: mac, Cluster: o.cluster, Log: log, Version: version, DefaultNetwork: defNet, Fabric: fab,
+		Flows: flows, ServiceNets: svcNets}
 	if kn != nil {
 		cfg.Addresses = kn
 		cfg.DefaultNetwork = "default/" + api.DefaultNetworkName // the controller's
@@ -217,10 +226,6 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 		if _, err := ag.ApplyNetwork(ctx, n); err != nil {
 			return fmt.Errorf("creating the cluster default network %s: %w", o.defCIDR, err)
 		}
-	}
-	var flows *flowtable.Table
-	if fab != nil {
-		flows = fab.Flows
 	}
 	op, err := newOps(ag, flows, &running, busy, log)
 	if err != nil {
@@ -348,15 +353,41 @@ func fabricConfig(o options) (*agent.FabricConfig, error) {
 	return cfg, nil
 }
 
-// snatConfig makes the flow table and the node IP's SNAT port pools, finds
-// the gateway, and keeps the host's own connections off the pools' ports.
+// newFlows makes the flow table (policy verdicts, host-path flows and,
+// with a fabric, SNAT through its port pools).
+func newFlows(o options, fab *agent.FabricConfig) (*flowtable.Table, error) {
+	cfg := flowtable.Config{Capacity: o.flows}
+	if fab != nil && fab.SNAT != nil {
+		cfg.SNAT = []*flowtable.SNAT{fab.SNAT}
+	}
+	flows, err := flowtable.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating the flow table: %w", err)
+	}
+	return flows, nil
+}
+
+// parseServiceCIDRs parses -service-cidr: comma-separated IPv4 CIDRs.
+func parseServiceCIDRs(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil || !p.Addr().Is4() || p != p.Masked() {
+			return nil, fmt.Errorf("-service-cidr: %q is not an IPv4 CIDR (address bits past the prefix must be 0)", f)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// snatConfig makes the node IP's SNAT port pools, finds the gateway, and
+// keeps the host's own connections off the pools' ports.
 func snatConfig(o options, cfg *agent.FabricConfig) error {
 	cfg.SNAT = flowtable.NewSNAT(cfg.NodeIP.As4())
-	flows, err := flowtable.New(flowtable.Config{Capacity: o.flows, SNAT: []*flowtable.SNAT{cfg.SNAT}})
-	if err != nil {
-		return fmt.Errorf("creating the flow table: %w", err)
-	}
-	cfg.Flows = flows
+	var err error
 	if o.snatGW != "" { // else the node's default gateway, looked up until there is one
 		if cfg.Gateway, err = netip.ParseAddr(o.snatGW); err != nil || !cfg.Gateway.Is4() {
 			return fmt.Errorf("-snat-gw %q is not an IPv4 address", o.snatGW)

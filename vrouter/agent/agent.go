@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/xvr-project/xvr/encap"
+	"github.com/xvr-project/xvr/flowtable"
+	"github.com/xvr-project/xvr/policy"
 	"github.com/xvr-project/xvr/vrouter/api"
 	"github.com/xvr-project/xvr/vrouter/dataplane"
 	"github.com/xvr-project/xvr/vrouter/route"
@@ -30,6 +32,9 @@ type Store interface {
 	PutPod(p api.Pod) error
 	DeletePod(namespace, name string) error
 	Pods() ([]api.Pod, error)
+	PutPolicies(p api.Policies) error
+	// Policies is the zero Policies when none was stored.
+	Policies() (api.Policies, error)
 }
 
 // Links finds devices by name (netlink in xvrd).
@@ -80,6 +85,12 @@ type Config struct {
 	// Addresses is the cluster's address book (with Kubernetes); nil:
 	// addresses are this node's alone.
 	Addresses Addresses
+	// Flows is the flow table (network policy verdicts, host-path and
+	// fabric SNAT flows); nil: none, and policy is not enforced.
+	Flows *flowtable.Table
+	// ServiceNets are the cluster's Service CIDRs (IPv4), published in
+	// snapshots: a pod's egress to them is checked after the kernel's DNAT.
+	ServiceNets []netip.Prefix
 }
 
 // Agent is the node's control plane. It is safe for concurrent use.
@@ -100,6 +111,11 @@ type Agent struct {
 
 	fab     *fabric            // nil without a fabric
 	tunnels map[string]*tunnel // by route key
+
+	pol         policies
+	lastPol     map[uint32]*policy.Compiled // vif policies last published
+	polGen      uint32
+	serviceNets []dataplane.Prefix4
 }
 
 type network struct {
@@ -147,7 +163,14 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, started: time.Now(),
 		nets: map[string]*network{}, ports: map[string]*port{}, routes: map[string]api.Route{}, pods: map[string]api.Pod{},
-		vrfs: newIDs(1), vifs: newIDs(1), nhs: newIDs(2), tunnels: map[string]*tunnel{}}
+		vrfs: newIDs(1), vifs: newIDs(1), nhs: newIDs(2), tunnels: map[string]*tunnel{}, polGen: 1}
+	for _, p := range cfg.ServiceNets {
+		if !p.Addr().Is4() {
+			return nil, fmt.Errorf("service CIDR %s is not IPv4", p)
+		}
+		p = p.Masked()
+		a.serviceNets = append(a.serviceNets, dataplane.Prefix4{Net: be32(p.Addr().As4()), Mask: maskOf(p.Bits())})
+	}
 	if f := cfg.Fabric; f != nil {
 		if f.IfName == "" || !f.NodeIP.Is4() || f.Program == nil || f.Neighbors == nil {
 			return nil, errors.New("fabric config needs IfName, an IPv4 NodeIP, Program and Neighbors")

@@ -20,6 +20,8 @@ type memStore struct {
 	ports  map[string]api.Port
 	routes map[string]api.Route
 	pods   map[string]api.Pod
+	pol    api.Policies
+	puts   int // PutPolicies calls
 	fail   error
 }
 
@@ -51,6 +53,14 @@ func (s *memStore) put(f func()) error {
 func (s *memStore) PutPod(p api.Pod) error { return s.put(func() { s.pods[p.Key()] = p }) }
 func (s *memStore) DeletePod(ns, name string) error {
 	return s.put(func() { delete(s.pods, ns+"/"+name) })
+}
+func (s *memStore) PutPolicies(p api.Policies) error {
+	return s.put(func() { s.pol, s.puts = p, s.puts+1 })
+}
+func (s *memStore) Policies() (api.Policies, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pol, nil
 }
 func (s *memStore) Pods() ([]api.Pod, error)         { return values(s.pods), nil }
 func (s *memStore) Networks() ([]api.Network, error) { return values(s.nets), nil }

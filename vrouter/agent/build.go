@@ -21,7 +21,7 @@ func (a *Agent) publish() {
 			s.VRFs = append(s.VRFs, dataplane.VRF{})
 		}
 		s.VRFs[vrf] = dataplane.VRF{Valid: true, Gateway: n.gw.As4(), DNS: n.dns.As4(),
-			Net: be32(n.prefix.Addr().As4()), Mask: ^uint32(0) << (32 - n.prefix.Bits()),
+			Net: be32(n.prefix.Addr().As4()), Mask: maskOf(n.prefix.Bits()),
 			Table: a.tables.Ensure(vrf)}
 	}
 	for _, p := range a.ports {
@@ -49,8 +49,18 @@ func (a *Agent) publish() {
 			s.VNIs[n.spec.VNI] = n.spec.VRF
 		}
 	}
+	a.publishPolicies(s)
+	s.Flows = a.cfg.Flows
 	a.publishFabric(s)
 	a.cfg.Current.Publish(s)
+}
+
+// maskOf is the host-order netmask of a prefix length (0..32).
+func maskOf(bits int) uint32 {
+	if bits == 0 {
+		return 0
+	}
+	return ^uint32(0) << (32 - bits)
 }
 
 func be32(a [4]byte) uint32 {

@@ -30,10 +30,10 @@ type FabricConfig struct {
 	Program FabricProgram
 	// Neighbors resolves remote nodes' underlay MACs.
 	Neighbors Neighbors
-	// Flows and SNAT are the flow table and the node IP's port pools for
-	// fabric SNAT; Gateway is where source-NATed traffic leaves (the node's
-	// default gateway). Without them fabric SNAT VNs get no default route.
-	Flows   *flowtable.Table
+	// SNAT is the node IP's port pools for fabric SNAT (the flow table,
+	// Config.Flows, must have been made with them); Gateway is where
+	// source-NATed traffic leaves (the node's default gateway). Without
+	// SNAT or Config.Flows fabric SNAT VNs get no default route.
 	SNAT    *flowtable.SNAT
 	Gateway netip.Addr
 }
@@ -311,8 +311,8 @@ func (a *Agent) publishFabric(s *dataplane.Snapshot) {
 			s.FabricVRFs = append(s.FabricVRFs, n.spec.VRF)
 		}
 	}
-	if f.cfg.Flows != nil && f.cfg.SNAT != nil {
-		s.Flows, s.SNAT = f.cfg.Flows, f.cfg.SNAT
+	if a.cfg.Flows != nil && f.cfg.SNAT != nil {
+		s.SNAT = f.cfg.SNAT
 		for int(f.snatNH) >= len(s.NextHops) {
 			s.NextHops = append(s.NextHops, dataplane.NextHop{Type: dataplane.NHDiscard})
 		}
@@ -381,3 +381,7 @@ func (a *Agent) syncPrefixes() {
 		}
 	}
 }
+
+// snatting reports whether fabric SNAT works: a fabric, its port pools and
+// the flow table.
+func (a *Agent) snatting() bool { return a.fab != nil && a.fab.cfg.SNAT != nil && a.cfg.Flows != nil }

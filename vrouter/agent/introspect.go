@@ -96,7 +96,7 @@ func (a *Agent) nextHops() map[uint32]api.NextHop {
 		out[p.nh] = api.NextHop{ID: p.nh, Type: api.NextHopEncap, VRF: p.net.vn().spec.VRF, Vif: p.spec.Vif,
 			SrcMAC: a.cfg.MAC.String(), DstMAC: net.HardwareAddr(p.mac[:]).String(), Refs: refs[p.nh]}
 	}
-	if f := a.fab; f != nil && f.cfg.Flows != nil {
+	if f := a.fab; a.snatting() {
 		h := api.NextHop{ID: f.snatNH, Type: "snat", Vif: FabricVif, SrcMAC: net.HardwareAddr(f.mac[:]).String(),
 			Node: f.cfg.Gateway.String(), Refs: refs[f.snatNH]}
 		if f.gwMAC != ([6]byte{}) {
@@ -149,23 +149,27 @@ func (a *Agent) DropStats(ctx context.Context) []api.DropStat {
 // Flows lists the flow table, both entries of every flow (TF's `flow -l`).
 func (a *Agent) Flows(context.Context) []api.Flow {
 	out := []api.Flow{}
-	if a.fab == nil || a.fab.cfg.Flows == nil {
+	if a.cfg.Flows == nil {
 		return out
 	}
+	s := a.cfg.Current.Load()
 	now := uint32(time.Now().Unix())
-	a.fab.cfg.Flows.Flows(func(f flowtable.FlowInfo) bool {
-		out = append(out, flowEntry(f.Fwd, f.Rev.Index, now), flowEntry(f.Rev, f.Fwd.Index, now))
+	a.cfg.Flows.Flows(func(f flowtable.FlowInfo) bool {
+		out = append(out, flowEntry(s, f.Fwd, f.Rev.Index, now), flowEntry(s, f.Rev, f.Fwd.Index, now))
 		return len(out) < 100000 // bounded: the API answers at most this many
 	})
 	return out
 }
 
-func flowEntry(e flowtable.EntryInfo, rev, now uint32) api.Flow {
+func flowEntry(s *dataplane.Snapshot, e flowtable.EntryInfo, rev, now uint32) api.Flow {
 	k := e.Key
 	f := api.Flow{Index: e.Index, RevIndex: rev, VRF: k.VRF, Proto: k.Proto,
 		Src:    netip.AddrPortFrom(netip.AddrFrom4(k.Src), k.SrcPort).String(),
 		Dst:    netip.AddrPortFrom(netip.AddrFrom4(k.Dst), k.DstPort).String(),
 		Action: e.Action.Kind.String(), Packets: e.Packets, Bytes: e.Bytes, Closed: e.Closed}
+	if s != nil {
+		f.Verdict, f.Policy = flowPolicy(s, e)
+	}
 	if now > e.LastSeen {
 		f.AgeSecs = now - e.LastSeen
 	}

@@ -38,6 +38,9 @@ func (a *Agent) Load(ctx context.Context) error {
 	for _, p := range pods {
 		a.pods[p.Key()] = p
 	}
+	if err := a.loadPolicies(); err != nil {
+		return err
+	}
 	a.publish()
 	for _, p := range a.ports {
 		a.openPort(ctx, p)

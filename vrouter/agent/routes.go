@@ -217,7 +217,7 @@ func (a *Agent) rebuildTable(vn *network) {
 			want[netip.PrefixFrom(p.ip, 32)] = p.nh
 		}
 	}
-	if vn.spec.FabricSNAT && a.fab != nil && a.fab.cfg.Flows != nil {
+	if vn.spec.FabricSNAT && a.snatting() {
 		want[netip.PrefixFrom(netip.IPv4Unspecified(), 0)] = a.fab.snatNH // static routes may override it
 	}
 	if h := a.ports[HostPortID]; h != nil && h.net.vn() == vn {

@@ -113,6 +113,18 @@ func (c *Client) ListPorts(ctx context.Context) ([]Port, error) {
 	return out, c.do(ctx, http.MethodGet, "/v1/ports", nil, &out)
 }
 
+// Policies returns the node's network policy.
+func (c *Client) Policies(ctx context.Context) (Policies, error) {
+	var out Policies
+	return out, c.do(ctx, http.MethodGet, "/v1/policies", nil, &out)
+}
+
+// SetPolicies replaces the node's network policy.
+func (c *Client) SetPolicies(ctx context.Context, p Policies) error {
+	var out Policies
+	return c.do(ctx, http.MethodPut, "/v1/policies", p, &out)
+}
+
 // Flows lists the flow table.
 func (c *Client) Flows(ctx context.Context) ([]Flow, error) {
 	var out []Flow

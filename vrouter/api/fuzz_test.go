@@ -50,6 +50,8 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"PATCH", "/v1/networks/{x}/{x}"}, // not served: 405
 	{"BREW", "/v1/ports/{x}"},
 	{"GET", "/{x}"},
+	{"GET", "/v1/policies"},
+	{"PUT", "/v1/policies"},
 }
 
 var fuzzContentTypes = []string{"", "application/json", "application/json; charset=utf-8", "text/plain",
@@ -67,6 +69,16 @@ var fuzzSeeds = []string{
 	`{"validAttachments":null}`, `{"nextHop":{"type":"ecmp"}}`, `{"id":"../../etc/passwd"}`,
 }
 
+// policySeeds are bodies for PUT /v1/policies, good and bad.
+var policySeeds = []string{
+	`{"enforce":true,"interfaces":[{"pod":{"namespace":"x","name":"a"},"network":"default/cluster-wide-default",` +
+		`"policy":{"ingress":true,"ingressRules":[{"policy":"NetworkPolicy x/p","peers":[{"cidr":"198.18.0.0/16","except":["198.18.1.0/24"]}],` +
+		`"ports":[{"protocol":"TCP","port":80,"endPort":90}]}]}}]}`,
+	`{"interfaces":[{"pod":{"namespace":"x","name":"a"},"network":"n/m","policy":{"egress":true,"egressRules":[{"peers":[{"cidr":"198.18.0.0/33"}]}]}}]}`,
+	`{"interfaces":[{"policy":{"ingressRules":[{"ports":[{"protocol":"ICMP","port":70000}]}]}}]}`,
+	`{"enforce":"yes"}`, `{"interfaces":{}}`,
+}
+
 // FuzzAPIRequest sends fuzzed requests (route, path segments, content type,
 // body, optionally beyond the 1 MiB limit) to every endpoint of the server
 // over the in-memory fake backend: each answer is a JSON 2xx/4xx, never a
@@ -79,6 +91,9 @@ func FuzzAPIRequest(f *testing.F) {
 	}
 	f.Add(uint8(6), uint8(0), "c1", "eth0%2F..", []byte(fuzzSeeds[1]), true)
 	f.Add(uint8(25), uint8(1), "..", "//", []byte(nil), false)
+	for _, s := range policySeeds {
+		f.Add(uint8(27), uint8(1), "", "", []byte(s), false)
+	}
 	h := api.NewServer(apitest.NewBackend(), slog.New(slog.DiscardHandler))
 	f.Fuzz(func(t *testing.T, route, ctype uint8, seg1, seg2 string, body []byte, huge bool) {
 		rt := fuzzRoutes[int(route)%len(fuzzRoutes)]

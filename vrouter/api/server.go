@@ -64,6 +64,25 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/nh", s.nextHops)
 	mux.HandleFunc("GET /v1/dropstats", s.dropStats)
 	mux.HandleFunc("GET /v1/flows", s.flows)
+	mux.HandleFunc("GET /v1/policies", s.policies)
+	mux.HandleFunc("PUT /v1/policies", s.setPolicies)
+}
+
+func (s *server) policies(w http.ResponseWriter, r *http.Request) {
+	s.reply(w, r, s.b.Policies(r.Context()), nil)
+}
+
+// setPolicies replaces the node's policy and answers it as now set.
+func (s *server) setPolicies(w http.ResponseWriter, r *http.Request) {
+	var p Policies
+	if !s.decode(w, r, &p) {
+		return
+	}
+	if err := s.b.SetPolicies(r.Context(), p); err != nil {
+		s.reply(w, r, nil, err)
+		return
+	}
+	s.reply(w, r, s.b.Policies(r.Context()), nil)
 }
 
 func (s *server) flows(w http.ResponseWriter, r *http.Request) {

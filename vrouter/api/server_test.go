@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xvr-project/xvr/policy"
 	"github.com/xvr-project/xvr/vrouter/api"
 	"github.com/xvr-project/xvr/vrouter/api/apitest"
 )
@@ -384,4 +385,41 @@ func FuzzServer(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestPolicies(t *testing.T) {
+	_, c, raw := setup(t)
+	ctx := context.Background()
+	if p, err := c.Policies(ctx); err != nil || p.Enforce || len(p.Interfaces) != 0 {
+		t.Fatalf("initial policies: %+v, %v; want none", p, err)
+	}
+	want := api.Policies{Enforce: true, Interfaces: []api.InterfacePolicy{{Pod: api.PodRef{Namespace: "x", Name: "a"},
+		Network: "default/cluster-wide-default", Policy: policy.Set{Ingress: true, IngressRules: []policy.Rule{{
+			Policy: "NetworkPolicy x/web", AllPeers: true, Ports: []policy.Port{{Protocol: "TCP", Port: 80}}}}}}}}
+	if err := c.SetPolicies(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Policies(ctx); err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("policies = %+v, %v; want %+v", got, err, want)
+	}
+	badPeer := `{"interfaces":[{"pod":{"namespace":"x","name":"b"},"network":"n/m","policy":{"egress":true,` +
+		`"egressRules":[{"policy":"NetworkPolicy x/p","peers":[{"cidr":"198.18.0.0/33"}]}]}}]}`
+	for _, tt := range []struct{ name, body, msg string }{
+		{"malformed", `{"enforce":`, "invalid request body"},
+		{"wrong type", `{"enforce":"yes"}`, "invalid request body"},
+		{"unknown field", `{"enforce":true,"color":"red"}`, `unknown field \"color\"`},
+		{"invalid policy", badPeer, "interfaces[0] (pod x/b network n/m)"},
+	} {
+		code, body := raw.do("PUT", "/v1/policies", "", tt.body)
+		if code != 400 || !strings.Contains(body, tt.msg) {
+			t.Errorf("%s: PUT /v1/policies = %d %.200s; want 400 containing %q", tt.name, code, body, tt.msg)
+		}
+	}
+	if got, _ := c.Policies(ctx); !reflect.DeepEqual(got, want) {
+		t.Fatalf("refused PUTs changed the policies: %+v", got)
+	}
+	code, body := raw.do("PUT", "/v1/policies", "", `{"enforce":false}`)
+	if code != 200 || strings.TrimSpace(body) != `{"enforce":false}` {
+		t.Fatalf("PUT {enforce:false} = %d %s; want 200 answering the policies now set", code, body)
+	}
 }

@@ -287,6 +287,11 @@ type Flow struct {
 	Bytes    uint64 `json:"bytes"`
 	AgeSecs  uint32 `json:"ageSeconds"` // since the last packet
 	Closed   bool   `json:"closed,omitempty"`
+	// Verdict is the network policy's: "allow" or "deny"; empty for a
+	// flow no policy looked at. Policy names what decided it
+	// ("NetworkPolicy x/allow-y", "default deny (ingress of x/a eth0)").
+	Verdict string `json:"verdict,omitempty"`
+	Policy  string `json:"policy,omitempty"`
 }
 
 // DropStat is the count of packets dropped for one reason (TF's `dropstats`).
@@ -374,6 +379,12 @@ type Backend interface {
 	NextHops(ctx context.Context) []NextHop
 	DropStats(ctx context.Context) []DropStat
 	Flows(ctx context.Context) []Flow
+
+	// SetPolicies replaces the node's network policy (PUT /v1/policies):
+	// an entry that does not compile is a 400 naming it; the same policy
+	// again is a no-op. Policies returns it as last set.
+	SetPolicies(ctx context.Context, p Policies) error
+	Policies(ctx context.Context) Policies
 }
 
 // Error is an API error carrying the HTTP status it is answered with.

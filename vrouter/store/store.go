@@ -1,6 +1,7 @@
-// Package store persists xvrd's desired state — networks, ports and static
-// routes, as the api types — in one bbolt file, so that a restarted xvrd
-// restores every pod's connectivity without the CNI's help.
+// Package store persists xvrd's desired state — networks, ports, static
+// routes, pods and the node's network policy, as the api types — in one
+// bbolt file, so that a restarted xvrd restores every pod's connectivity
+// (and keeps enforcing its policy) without the CNI's or the API server's help.
 //
 // Importers: vrouter/agent (the only writer) and cmd/xvrd (Open/Close).
 //
@@ -38,6 +39,8 @@ var (
 	bucketPorts    = []byte("ports")
 	bucketRoutes   = []byte("routes")
 	bucketPods     = []byte("pods")
+	bucketPolicies = []byte("policies")
+	keyNode        = "node"
 	bucketMeta     = []byte("meta")
 	keySchema      = []byte("schema")
 )
@@ -72,7 +75,7 @@ func Open(path string) (*Store, error) {
 
 // initBuckets creates the buckets and checks the schema version.
 func initBuckets(tx *bolt.Tx) error {
-	for _, name := range [][]byte{bucketNetworks, bucketPorts, bucketRoutes, bucketPods, bucketMeta} {
+	for _, name := range [][]byte{bucketNetworks, bucketPorts, bucketRoutes, bucketPods, bucketPolicies, bucketMeta} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("creating bucket %s: %w", name, err)
 		}
@@ -161,6 +164,19 @@ func (s *Store) DeletePod(namespace, name string) error {
 
 // Pods returns every stored pod, ordered by key.
 func (s *Store) Pods() ([]api.Pod, error) { return list[api.Pod](s, bucketPods) }
+
+// PutPolicies stores the node's network policy, replacing the one stored.
+func (s *Store) PutPolicies(p api.Policies) error { return s.put(bucketPolicies, keyNode, p) }
+
+// Policies returns the stored network policy; the zero Policies (not
+// enforcing) if none was ever stored.
+func (s *Store) Policies() (api.Policies, error) {
+	l, err := list[api.Policies](s, bucketPolicies)
+	if err != nil || len(l) == 0 {
+		return api.Policies{}, err
+	}
+	return l[0], nil
+}
 
 // routeKey joins network and prefix with '|', which neither may contain.
 func routeKey(network, prefix string) string { return network + "|" + prefix }

@@ -12,6 +12,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/xvr-project/xvr/policy"
 	"github.com/xvr-project/xvr/vrouter/api"
 )
 
@@ -226,5 +227,30 @@ func TestPods(t *testing.T) {
 	}
 	if pods, _ := s.Pods(); len(pods) != 0 {
 		t.Fatalf("pod not deleted: %+v", pods)
+	}
+}
+
+func TestPolicies(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "xvrd.db")
+	s := open(t, path)
+	if p, err := s.Policies(); err != nil || p.Enforce || len(p.Interfaces) != 0 {
+		t.Fatalf("empty store: %+v, %v; want the zero Policies", p, err)
+	}
+	want := api.Policies{Enforce: true, Interfaces: []api.InterfacePolicy{{
+		Pod: api.PodRef{Namespace: "x", Name: "a", UID: "u1"}, Network: "default/cluster-wide-default",
+		Policy: policy.Set{Ingress: true, IngressRules: []policy.Rule{{Policy: "NetworkPolicy x/allow", AllPorts: true,
+			Peers: []policy.Peer{{CIDR: "198.18.0.0/16", Except: []string{"198.18.1.0/24"}}}}}}}}}
+	if err := s.PutPolicies(want); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutPolicies(want); err != nil { // replaces, never adds
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open(t, path)
+	defer s.Close()
+	got, err := s.Policies()
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("after reopen: %+v, %v; want %+v", got, err, want)
 	}
 }

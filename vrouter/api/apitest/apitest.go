@@ -20,6 +20,7 @@ import (
 	"testing"
 
 	"github.com/xvr-project/xvr/nad"
+	"github.com/xvr-project/xvr/policy"
 	"github.com/xvr-project/xvr/vrouter/api"
 )
 
@@ -37,6 +38,8 @@ type Backend struct {
 	panics bool
 	drops  []api.DropStat
 	pods   map[string]api.Pod
+	flows  []api.Flow
+	pol    api.Policies
 
 	// Published lists the pods ("namespace/name") whose network-status
 	// PublishNetworkStatus answered, in call order.
@@ -560,5 +563,39 @@ func (b *Backend) GC(_ context.Context, req api.GCRequest) (api.GCResult, error)
 	return res, nil
 }
 
-// Flows implements api.Backend: the fake has no flows.
-func (b *Backend) Flows(context.Context) []api.Flow { return []api.Flow{} }
+// SetFlows sets what Flows returns.
+func (b *Backend) SetFlows(f []api.Flow) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.flows = append([]api.Flow(nil), f...)
+}
+
+// Flows implements api.Backend: the flows set by SetFlows.
+func (b *Backend) Flows(context.Context) []api.Flow {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]api.Flow{}, b.flows...)
+}
+
+// SetPolicies implements api.Backend: every entry must compile, as xvrd's.
+func (b *Backend) SetPolicies(_ context.Context, p api.Policies) error {
+	if err := b.fail("SetPolicies"); err != nil {
+		return err
+	}
+	for i, e := range p.Interfaces {
+		if _, err := policy.Compile(&e.Policy); err != nil {
+			return api.BadRequest("interfaces[%d] (pod %s/%s network %s): %v", i, e.Pod.Namespace, e.Pod.Name, e.Network, err)
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.pol = p
+	return nil
+}
+
+// Policies implements api.Backend.
+func (b *Backend) Policies(context.Context) api.Policies {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.pol
+}
