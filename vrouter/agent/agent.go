@@ -115,6 +115,7 @@ type Agent struct {
 	pol         policies
 	lastPol     map[uint32]*policy.Compiled // vif policies last published
 	polGen      uint32
+	polStats    dataplane.PolicyStats // flows decided by policy, counted by the pipeline
 	serviceNets []dataplane.Prefix4
 }
 

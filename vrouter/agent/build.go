@@ -51,6 +51,7 @@ func (a *Agent) publish() {
 	}
 	a.publishPolicies(s)
 	s.Flows = a.cfg.Flows
+	s.PolicyStats = &a.polStats
 	a.publishFabric(s)
 	a.cfg.Current.Publish(s)
 }

@@ -155,20 +155,22 @@ func (a *Agent) Flows(context.Context) []api.Flow {
 	s := a.cfg.Current.Load()
 	now := uint32(time.Now().Unix())
 	a.cfg.Flows.Flows(func(f flowtable.FlowInfo) bool {
-		out = append(out, flowEntry(s, f.Fwd, f.Rev.Index, now), flowEntry(s, f.Rev, f.Fwd.Index, now))
+		out = append(out, flowEntry(s, f.Fwd, f.Rev.Index, now, &f.Fwd.Action), flowEntry(s, f.Rev, f.Fwd.Index, now, &f.Fwd.Action))
 		return len(out) < 100000 // bounded: the API answers at most this many
 	})
 	return out
 }
 
-func flowEntry(s *dataplane.Snapshot, e flowtable.EntryInfo, rev, now uint32) api.Flow {
+// flowEntry is one entry of a flow; decided is the flow's forward action,
+// which holds its policy decision for both entries.
+func flowEntry(s *dataplane.Snapshot, e flowtable.EntryInfo, rev, now uint32, decided *flowtable.Action) api.Flow {
 	k := e.Key
 	f := api.Flow{Index: e.Index, RevIndex: rev, VRF: k.VRF, Proto: k.Proto,
 		Src:    netip.AddrPortFrom(netip.AddrFrom4(k.Src), k.SrcPort).String(),
 		Dst:    netip.AddrPortFrom(netip.AddrFrom4(k.Dst), k.DstPort).String(),
 		Action: e.Action.Kind.String(), Packets: e.Packets, Bytes: e.Bytes, Closed: e.Closed}
 	if s != nil {
-		f.Verdict, f.Policy = flowPolicy(s, e)
+		f.Verdict, f.Policy = dataplane.FlowPolicy(s, *decided)
 	}
 	if now > e.LastSeen {
 		f.AgeSecs = now - e.LastSeen

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/xvr-project/xvr/flowtable"
 	"github.com/xvr-project/xvr/policy"
 	"github.com/xvr-project/xvr/vrouter/api"
 	"github.com/xvr-project/xvr/vrouter/dataplane"
@@ -200,6 +199,8 @@ func (a *Agent) publishPolicies(s *dataplane.Snapshot) {
 	s.ServiceNets = a.serviceNets
 }
 
-// flowPolicy is the verdict of a flow entry and the policy that decided it.
-// TODO(integrator): dataplane.FlowPolicy
-func flowPolicy(*dataplane.Snapshot, flowtable.EntryInfo) (verdict, decidedBy string) { return "", "" }
+// PolicyFlows counts the flows network policy allowed and denied since
+// start (new flows, and flows decided again after a policy change).
+func (a *Agent) PolicyFlows() (allowed, denied uint64) {
+	return a.polStats.Allowed.Load(), a.polStats.Denied.Load()
+}
