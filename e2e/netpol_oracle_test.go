@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -303,4 +304,54 @@ func (m npMatrix) equal(o npMatrix) bool {
 		}
 	}
 	return true
+}
+
+// TestNPOracle checks the oracle against hand-derived cells of upstream
+// semantics.
+func TestNPOracle(t *testing.T) {
+	ports := []corev1.ContainerPort{{Name: "serve-80-tcp", ContainerPort: 80, Protocol: corev1.ProtocolTCP}}
+	w := npWorld{nsLabels: map[string]map[string]string{"x": {"ns": "x"}, "y": {"ns": "y"}}}
+	for i, k := range []string{"x/a", "x/b", "y/a", "y/b"} {
+		ns, name, _ := strings.Cut(k, "/")
+		w.pods = append(w.pods, npPod{ns: ns, name: name, labels: map[string]string{"pod": name},
+			ip: fmt.Sprintf("198.18.104.%d", i+1), ports: ports})
+	}
+	named := intstr.FromString("serve-80-tcp")
+	in := networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "x"}, Spec: networkingv1.NetworkPolicySpec{
+		PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
+		Ingress: []networkingv1.NetworkPolicyIngressRule{{
+			From:  []networkingv1.NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"ns": "y"}}, PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"pod": "b"}}}},
+			Ports: []networkingv1.NetworkPolicyPort{{Port: &named}}}}}}
+	eg := networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "y"}, Spec: networkingv1.NetworkPolicySpec{
+		PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"pod": "a"}},
+		PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress},
+		Egress: []networkingv1.NetworkPolicyEgressRule{{To: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{
+			CIDR: "198.18.104.0/24", Except: []string{"198.18.104.2/32"}}}}}}}}
+	m := w.expect([]networkingv1.NetworkPolicy{in, eg})
+	for _, c := range []struct {
+		from, to string
+		tg       int
+		want     bool
+	}{
+		{"y/b", "x/a", 0, true},  // peer and named port match
+		{"y/b", "x/a", 1, false}, // 81/TCP not named
+		{"y/b", "x/a", 2, false}, // 80/UDP: the named port is TCP
+		{"y/a", "x/a", 0, false}, // pod a of y is not a peer
+		{"x/b", "x/a", 0, false}, // namespace x is not y
+		{"x/a", "y/b", 3, true},  // y/b has no ingress policy
+		{"y/a", "y/b", 0, true},  // egress ipBlock allows 104.4
+		{"y/a", "x/b", 0, false}, // except 104.2
+		{"y/a", "x/a", 3, false}, // egress allowed, x/a ingress denies
+		{"y/b", "y/a", 1, true},  // y/a's ingress is not isolated
+	} {
+		if got := m[c.from][c.to][c.tg]; got != c.want {
+			t.Errorf("%s -> %s %s: %v, want %v", c.from, c.to, npTargets[c.tg], got, c.want)
+		}
+	}
+	if d := w.diff(m, m); d != "" {
+		t.Errorf("diff of a matrix with itself: %s", d)
+	}
+	if d := w.diff(m, w.allAllowed()); !strings.Contains(d, "cells differ") {
+		t.Errorf("diff of different matrices: %q", d)
+	}
 }
