@@ -246,6 +246,7 @@ func (su *npSuite) check(t *testing.T, what string, sec bool, want npMatrix) {
 		if su.probe(sec).equal(want) {
 			break
 		}
+		time.Sleep(200 * time.Millisecond) // a round is up to ~1 s of timeouts; spare the 2 cores between them
 	}
 	got := su.probe(sec)
 	if d := w.diff(want, got); d != "" {
