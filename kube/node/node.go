@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -103,7 +104,10 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kube node: client: %w", err)
 	}
-	ca, err := cache.New(rc, cache.Options{Scheme: s})
+	// Of the NodePolicies, the node reads its own only.
+	ca, err := cache.New(rc, cache.Options{Scheme: s, ByObject: map[client.Object]cache.ByObject{
+		&v1alpha1.NodePolicy{}: {Field: fields.OneTermEqualSelector("metadata.name", cfg.Name)},
+	}})
 	if err != nil {
 		return nil, fmt.Errorf("kube node: cache: %w", err)
 	}
@@ -166,7 +170,7 @@ func (n *Node) watchRetry(ctx context.Context) error {
 // watch registers the event handlers that schedule syncs and keep the
 // address hint map.
 func (n *Node) watch(ctx context.Context) error {
-	for _, obj := range []client.Object{&v1alpha1.VirtualNetwork{}, &corev1.Node{}} {
+	for _, obj := range []client.Object{&v1alpha1.VirtualNetwork{}, &corev1.Node{}, &v1alpha1.NodePolicy{}} {
 		inf, err := n.cache.GetInformer(ctx, obj, cache.BlockUntilSynced(false))
 		if err != nil {
 			return fmt.Errorf("kube node: informer for %T: %w", obj, err)

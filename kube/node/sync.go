@@ -12,8 +12,8 @@ import (
 )
 
 // sync makes the agent hold what the cache says: every VirtualNetwork as a
-// network, this node's ports' InstanceIPs and no others of this node, and a
-// route to every other node's pod address. Failures are logged and retried
+// network, this node's ports' InstanceIPs and no others of this node, a
+// route to every other node's pod address, and this node's NodePolicy. Failures are logged and retried
 // by the next pass.
 func (n *Node) sync(ctx context.Context) {
 	var vns v1alpha1.VirtualNetworkList
@@ -34,6 +34,7 @@ func (n *Node) sync(ctx context.Context) {
 	n.syncNetworks(ctx, vns.Items)
 	n.syncClaims(ctx, ips.Items) // lists ports after the claims were listed: see syncClaims
 	n.syncRoutes(ctx, vns.Items, ips.Items, nodes.Items)
+	n.syncPolicies(ctx)
 }
 
 // networkOf is the agent's network for a VirtualNetwork.
