@@ -10,13 +10,16 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	"github.com/xvr-project/xvr/kube/v1alpha1"
 	"github.com/xvr-project/xvr/vrouter/agent"
@@ -104,8 +107,20 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kube node: client: %w", err)
 	}
-	// Of the NodePolicies, the node reads its own only.
-	ca, err := cache.New(rc, cache.Options{Scheme: s, ByObject: map[client.Object]cache.ByObject{
+	// Of the NodePolicies, the node reads its own only. The cache resolves
+	// the kind when it is made, maybe before the controller has installed
+	// the CRD: a static mapping answers for it, the API server for the rest.
+	hc, err := rest.HTTPClientFor(rc)
+	if err != nil {
+		return nil, fmt.Errorf("kube node: http client: %w", err)
+	}
+	dyn, err := apiutil.NewDynamicRESTMapper(rc, hc)
+	if err != nil {
+		return nil, fmt.Errorf("kube node: rest mapper: %w", err)
+	}
+	static := meta.NewDefaultRESTMapper(nil)
+	static.Add(v1alpha1.GroupVersion.WithKind("NodePolicy"), meta.RESTScopeRoot)
+	ca, err := cache.New(rc, cache.Options{Scheme: s, HTTPClient: hc, Mapper: nodePolicyMapper{RESTMapper: dyn, static: static}, ByObject: map[client.Object]cache.ByObject{
 		&v1alpha1.NodePolicy{}: {Field: fields.OneTermEqualSelector("metadata.name", cfg.Name)},
 	}})
 	if err != nil {
@@ -231,4 +246,27 @@ func (n *Node) Taken(network string, ip netip.Addr) bool {
 	defer n.mu.Unlock()
 	_, ok := n.taken[v1alpha1.InstanceIPName(network, ip)]
 	return ok
+}
+
+// nodePolicyMapper answers for NodePolicy from static, for anything else
+// from its RESTMapper (the API server's discovery).
+type nodePolicyMapper struct {
+	meta.RESTMapper
+	static meta.RESTMapper
+}
+
+var nodePolicyGK = v1alpha1.GroupVersion.WithKind("NodePolicy").GroupKind()
+
+func (m nodePolicyMapper) RESTMapping(gk schema.GroupKind, versions ...string) (*meta.RESTMapping, error) {
+	if gk == nodePolicyGK {
+		return m.static.RESTMapping(gk, versions...)
+	}
+	return m.RESTMapper.RESTMapping(gk, versions...)
+}
+
+func (m nodePolicyMapper) RESTMappings(gk schema.GroupKind, versions ...string) ([]*meta.RESTMapping, error) {
+	if gk == nodePolicyGK {
+		return m.static.RESTMappings(gk, versions...)
+	}
+	return m.RESTMapper.RESTMappings(gk, versions...)
 }

@@ -35,7 +35,8 @@ const (
 	polDenied = 1 // no rule of an isolated direction allowed it
 	polOpen   = 2 // neither end isolated in the direction that applies
 	polNode   = 3 // from the node itself: always allowed
-	polRule   = 4 // polRule + i: rule i of the direction allowed it
+	polDefer  = 4 // to a Service: egress is checked after the kernel's DNAT
+	polRule   = 5 // polRule + i: rule i of the direction allowed it
 )
 
 // PolicyStats counts the flows the pipeline decided (new flows and flows
@@ -87,6 +88,7 @@ func polPorts(ip []byte, h *packet.IPv4) (src, dst uint16) {
 type flowEnds struct {
 	src, dst int64 // policed local vifs at either end, or -1
 	fromNode bool  // the node itself sent it (through the host vif)
+	deferred bool  // to a Service through the kernel: egress checked after DNAT
 	hostFlow bool  // the kernel forwarded it for a pod: replies go back to the kernel
 }
 
@@ -117,9 +119,11 @@ func (p *Pipeline) guard(c *batchCtx, f []byte, nh *NextHop) Reason {
 		e.hostFlow = s.Flows != nil && (p.ip.Proto == packet.ProtoTCP || p.ip.Proto == packet.ProtoUDP)
 	}
 	if nh.Type == NHEncap {
-		if h.Valid && nh.Vif == h.Vif && s.inServiceNet(p.ip.Dst) {
-			e.src = -1 // checked when the kernel sends it back after DNAT
-		}
+		// To a Service: the kernel's DNAT picks the endpoint, and the pod's
+		// egress is checked when the packet comes back through the host vif.
+		// The flow is still recorded (allowed), so that the reply the kernel
+		// un-DNATs (from the ClusterIP) passes the pod's ingress.
+		e.deferred = h.Valid && nh.Vif == h.Vif && s.inServiceNet(p.ip.Dst)
 		e.dst = s.policed(nh.Vif)
 	}
 	if e.src < 0 && e.dst < 0 && !e.hostFlow {
@@ -225,7 +229,9 @@ func (p *Pipeline) cached(s *Snapshot, ref flowtable.Ref, act *flowtable.Action,
 func (p *Pipeline) decide(s *Snapshot, e *flowEnds, k *flowtable.Key, g [4]byte, back uint32) (fa, ra flowtable.Action) {
 	by, dec := uint32(0), uint16(polOpen)
 	allow := true
-	if e.src >= 0 {
+	if e.src >= 0 && e.deferred {
+		by, dec = uint32(e.src)<<1|1, polDefer
+	} else if e.src >= 0 {
 		switch d := s.Vifs[e.src].Policy.Check(policy.Egress, k.Dst, k.Proto, k.DstPort); {
 		case d == policy.Denied:
 			allow, by, dec = false, uint32(e.src)<<1|1, polDenied
@@ -302,6 +308,8 @@ func FlowPolicy(s *Snapshot, a flowtable.Action) (verdict, decidedBy string) {
 		return verdict, "default deny" + where
 	case a.Port == polNode:
 		return verdict, "from the node" + where
+	case a.Port == polDefer:
+		return verdict, "to a Service, checked after DNAT" + where
 	case a.Port >= polRule && v != nil && v.Policy != nil:
 		return verdict, v.Policy.Policy(dir, policy.Decision(a.Port-polRule)) + where
 	}

@@ -169,6 +169,21 @@ func TestPolicyServiceAfterDNAT(t *testing.T) {
 	if v := verdictOf(t, s, 2, tcpFrame(t, ipB, ipA, 8080, 40001)); v != (Verdict{Vif: 4}) {
 		t.Fatalf("B's reply: %+v, want the host vif", v)
 	}
+	// The kernel un-DNATs it: from the ClusterIP to A, whose ingress is
+	// isolated with no rule: the reply of A's Service connection passes,
+	// a connection from the ClusterIP's address does not.
+	s.Vifs[1].Policy = compile(t, policy.Set{Ingress: true, Egress: true,
+		EgressRules: []policy.Rule{tcpRule("NetworkPolicy x/to-b", []string{"198.18.10.2/32"}, 8080)}})
+	s.PolicyGen = 2
+	if v := verdictOf(t, s, 1, tcpFrame(t, ipA, clusterIP, 40003, 80)); v != (Verdict{Vif: 4}) {
+		t.Fatalf("A -> ClusterIP, ingress isolated: %+v", v)
+	}
+	if v := verdictOf(t, s, 4, tcpFrame(t, clusterIP, ipA, 80, 40003)); v != (Verdict{Vif: 1}) {
+		t.Fatalf("ClusterIP -> A (the reply): %+v", v)
+	}
+	if v := verdictOf(t, s, 4, tcpFrame(t, clusterIP, ipA, 80, 40009)); v.Reason != PolicyDenied {
+		t.Fatalf("ClusterIP -> A (no connection): %+v, want policy_denied", v)
+	}
 }
 
 func TestPolicyFromTheFabric(t *testing.T) {
