@@ -208,7 +208,7 @@ func (kc *kubeCluster) addNode(t testing.TB, i int) *kubeNode {
 	kn.fwd = n.ns.ForwardTCP(t, kc.api)
 	fabric, _ := kc.ov.fabricLink(t, n.ns, "xkf", kn.ip)
 	kn.cniNode = startCNINode(t, n, "-mac", nodeMACs[i], "-fabric-if", fabric, "-node-ip", kn.ip,
-		"-kubeconfig", kc.nodeCfg, "-node-name", kn.name, "-metrics-addr", "")
+		"-kubeconfig", kc.nodeCfg, "-node-name", kn.name, "-metrics-addr", "", "-service-cidr", kubetest.ServiceCIDR)
 	return kn
 }
 

@@ -66,7 +66,13 @@ func (w npWorld) expect(pols []networkingv1.NetworkPolicy) npMatrix {
 	return m
 }
 
+// allowed is one cell. A pod's traffic to itself is always allowed: it
+// never leaves the pod (the kernel loops it back), and upstream's netpol
+// e2e expects the same (Reachability.AllowLoopback).
 func (w npWorld) allowed(pols []networkingv1.NetworkPolicy, src, dst npPod, tg npTarget) bool {
+	if src.key() == dst.key() {
+		return true
+	}
 	return w.direction(pols, networkingv1.PolicyTypeEgress, src, dst, tg) &&
 		w.direction(pols, networkingv1.PolicyTypeIngress, dst, src, tg)
 }
@@ -343,6 +349,7 @@ func TestNPOracle(t *testing.T) {
 		{"y/a", "x/b", 0, false}, // except 104.2
 		{"y/a", "x/a", 3, false}, // egress allowed, x/a ingress denies
 		{"y/b", "y/a", 1, true},  // y/a's ingress is not isolated
+		{"x/a", "x/a", 1, true},  // loopback: x/a's isolated ingress does not apply
 	} {
 		if got := m[c.from][c.to][c.tg]; got != c.want {
 			t.Errorf("%s -> %s %s: %v, want %v", c.from, c.to, npTargets[c.tg], got, c.want)

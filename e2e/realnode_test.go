@@ -127,6 +127,7 @@ func (rn *realNode) renderManifests(t testing.TB) {
 	}{
 		"config.yaml": {
 			{`(?m)^  XVR_FABRIC_IF: .*$`, "  XVR_FABRIC_IF: " + rn.fabric, 1},
+			{`(?m)^  XVR_SERVICE_CIDR: .*$`, "  XVR_SERVICE_CIDR: " + kubetest.ServiceCIDR, 1},
 			{`(?m)^  # KUBERNETES_SERVICE_HOST: .*$`, `  KUBERNETES_SERVICE_HOST: "127.0.0.1"`, 1},
 			{`(?m)^  # KUBERNETES_SERVICE_PORT: .*$`, `  KUBERNETES_SERVICE_PORT: "` + strconv.Itoa(rn.env.SecurePort) + `"`, 1},
 		},

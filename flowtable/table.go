@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"sync/atomic"
+	"unsafe"
 )
 
 const (
@@ -55,6 +56,11 @@ type Config struct {
 	// SNAT are the port pools that NATSrc forward actions allocate from;
 	// a removed flow's port goes back to the pool whose IP matches.
 	SNAT []*SNAT
+	// Prefault touches every page of the table in New, so that its memory
+	// is resident from the start (as a kernel vRouter's preallocated table
+	// is): the process's RSS does not creep up as flows land on new pages,
+	// and no packet pays a page fault.
+	Prefault bool
 }
 
 func (c *Config) setDefaults() error {
@@ -149,10 +155,22 @@ func New(cfg Config) (*Table, error) {
 	n := uint64(cfg.Capacity) * 2 * slotsPerEntry
 	t := &Table{cfg: cfg, n: n, slots: make([]slot, n+window)}
 	t.minTimeout = min(cfg.IdleTimeout, cfg.ClosedTimeout)
+	if cfg.Prefault {
+		t.prefault()
+	}
 	for i := range t.seed {
 		t.seed[i] = rand.Uint64()
 	}
 	return t, nil
+}
+
+// prefault writes one word of every page of the slots (a fresh page is
+// mapped on its first write).
+func (t *Table) prefault() {
+	const perPage = 4096 / int(unsafe.Sizeof(slot{}))
+	for i := 0; i < len(t.slots); i += perPage {
+		t.slots[i].meta.Store(0)
+	}
 }
 
 // Capacity is the configured maximum number of flows.

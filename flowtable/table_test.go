@@ -2,6 +2,10 @@ package flowtable
 
 import (
 	"errors"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -303,4 +307,47 @@ func TestFillToCapacity(t *testing.T) {
 		maxDist = max(maxDist, tbl.slots[i].home.Load()&distMask)
 	}
 	t.Logf("%d flows, longest probe %d of %d", capacity, maxDist, window)
+}
+
+// rssKB is this process's resident set (VmRSS of /proc/self/status).
+func rssKB(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skipf("no /proc/self/status: %v", err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			if err != nil {
+				t.Fatalf("VmRSS %q: %v", v, err)
+			}
+			return kb
+		}
+	}
+	t.Fatal("no VmRSS in /proc/self/status")
+	return 0
+}
+
+// TestPrefault: a prefaulted table is resident when New returns; a plain
+// one is not (its pages come as flows land on them).
+func TestPrefault(t *testing.T) {
+	const capacity = 64 << 10 // 16 MiB of slots
+	size := capacity * 256 / 1024
+	for _, pre := range []bool{false, true} {
+		before := rssKB(t)
+		tbl, err := New(Config{Capacity: capacity, Prefault: pre})
+		if err != nil {
+			t.Fatal(err)
+		}
+		grew := rssKB(t) - before
+		t.Logf("prefault=%v: RSS grew %d KiB for a %d KiB table", pre, grew, size)
+		if pre && grew < size*9/10 {
+			t.Errorf("prefaulted table: RSS grew %d KiB, want about %d", grew, size)
+		}
+		if !pre && grew > size/2 {
+			t.Errorf("plain table: RSS grew %d KiB of %d at New; the test cannot tell prefaulting apart", grew, size)
+		}
+		runtime.KeepAlive(tbl)
+	}
 }

@@ -34,6 +34,8 @@ type xdpMd struct {
 // Generator injects copies of one frame into a veth (see the package doc).
 // A Generator is not safe for concurrent use.
 type Generator struct {
+	mode  Mode
+	xsk   *xskTx // ModeAFXDP
 	prog  *ebpf.Program
 	ns    netns.NsHandle
 	frame []byte
@@ -53,6 +55,14 @@ func NewGenerator(ifindex int, frame []byte) (*Generator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("get current netns: %w", err)
 	}
+	if LiveFramesErr() != nil {
+		x, err := openXskTx(ns.UniqueId(), ifindex)
+		if err != nil {
+			ns.Close()
+			return nil, err
+		}
+		return &Generator{mode: ModeAFXDP, xsk: x, ns: ns, frame: append([]byte(nil), frame...)}, nil
+	}
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
 		Name:         "xvr_gen_tx",
 		Type:         ebpf.XDP,
@@ -64,7 +74,7 @@ func NewGenerator(ifindex int, frame []byte) (*Generator, error) {
 		return nil, fmt.Errorf("load xdp_tx program: %w", err)
 	}
 	f := append([]byte(nil), frame...)
-	return &Generator{prog: prog, ns: ns, frame: f,
+	return &Generator{mode: ModeLiveFrames, prog: prog, ns: ns, frame: f,
 		ctx: xdpMd{DataEnd: uint32(len(f)), IngressIfindex: uint32(ifindex)}}, nil
 }
 
@@ -89,8 +99,17 @@ func (g *Generator) Send(n uint32) (time.Duration, error) {
 	return took, err
 }
 
-// run executes the live-frames test run on the locked current thread.
+// Mode tells how the generator sends (live frames where the kernel runs
+// them, else AF_XDP).
+func (g *Generator) Mode() Mode { return g.mode }
+
+// run sends on the locked current thread.
 func (g *Generator) run(n uint32) (time.Duration, error) {
+	if g.xsk != nil {
+		start := time.Now()
+		err := g.xsk.send(g.frame, n)
+		return time.Since(start), err
+	}
 	var all, old unix.Sigset_t
 	for i := range all.Val {
 		all.Val[i] = ^all.Val[i]
@@ -118,7 +137,12 @@ func (g *Generator) run(n uint32) (time.Duration, error) {
 
 // Close releases the program and the namespace handle.
 func (g *Generator) Close() error {
-	err := g.prog.Close()
+	var err error
+	if g.xsk != nil {
+		err = g.xsk.close()
+	} else {
+		err = g.prog.Close()
+	}
 	if cerr := g.ns.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("close netns handle: %w", cerr)
 	}

@@ -138,6 +138,10 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
+	if len(svcNets) == 0 && (o.kubecfg != "" || o.inCluster) {
+		log.Warn("no -service-cidr: network policy checks a pod's egress to a Service against the ClusterIP, " +
+			"not the endpoint kube-proxy picks (rules with pod or namespace selectors do not allow it)")
+	}
 	if err := os.MkdirAll(dirOf(o.db), 0o700); err != nil {
 		return fmt.Errorf("creating state directory: %w", err)
 	}
@@ -356,7 +360,7 @@ func fabricConfig(o options) (*agent.FabricConfig, error) {
 // newFlows makes the flow table (policy verdicts, host-path flows and,
 // with a fabric, SNAT through its port pools).
 func newFlows(o options, fab *agent.FabricConfig) (*flowtable.Table, error) {
-	cfg := flowtable.Config{Capacity: o.flows}
+	cfg := flowtable.Config{Capacity: o.flows, Prefault: true}
 	if fab != nil && fab.SNAT != nil {
 		cfg.SNAT = []*flowtable.SNAT{fab.SNAT}
 	}
