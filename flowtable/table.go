@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"math/bits"
 	"math/rand/v2"
+	"runtime"
 	"sync/atomic"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -56,10 +59,9 @@ type Config struct {
 	// SNAT are the port pools that NATSrc forward actions allocate from;
 	// a removed flow's port goes back to the pool whose IP matches.
 	SNAT []*SNAT
-	// Prefault touches every page of the table in New, so that its memory
-	// is resident from the start (as a kernel vRouter's preallocated table
-	// is): the process's RSS does not creep up as flows land on new pages,
-	// and no packet pays a page fault.
+	// Prefault makes every page of the table resident in New (as a kernel
+	// vRouter's preallocated table is): the process's RSS does not creep up
+	// as flows land on new pages, and no packet pays a page fault.
 	Prefault bool
 }
 
@@ -153,23 +155,52 @@ func New(cfg Config) (*Table, error) {
 		return nil, fmt.Errorf("flow table config: %w", err)
 	}
 	n := uint64(cfg.Capacity) * 2 * slotsPerEntry
-	t := &Table{cfg: cfg, n: n, slots: make([]slot, n+window)}
-	t.minTimeout = min(cfg.IdleTimeout, cfg.ClosedTimeout)
-	if cfg.Prefault {
-		t.prefault()
+	slots, err := mapSlots(int(n+window), cfg.Prefault)
+	if err != nil {
+		return nil, err
 	}
+	t := &Table{cfg: cfg, n: n, slots: slots}
+	runtime.AddCleanup(t, unmapSlots, slots)
+	t.minTimeout = min(cfg.IdleTimeout, cfg.ClosedTimeout)
 	for i := range t.seed {
 		t.seed[i] = rand.Uint64()
 	}
 	return t, nil
 }
 
-// prefault writes one word of every page of the slots (a fresh page is
-// mapped on its first write).
-func (t *Table) prefault() {
-	const perPage = 4096 / int(unsafe.Sizeof(slot{}))
-	for i := 0; i < len(t.slots); i += perPage {
-		t.slots[i].meta.Store(0)
+// mapSlots allocates n zeroed slots outside the Go heap, in an anonymous
+// mapping (MAP_POPULATE: resident at once). The table is large (128 MiB at
+// the default capacity) and holds no pointers: on the heap it would set the
+// garbage collector's pace (a heap goal of twice the live heap lets
+// garbage grow by as much again before a cycle), here it costs the
+// collector nothing. Slots start page-aligned, so on cache-line boundaries.
+// The mapping is released when the Table is unreachable.
+func mapSlots(n int, populate bool) ([]slot, error) {
+	size := n * int(unsafe.Sizeof(slot{}))
+	flags := unix.MAP_PRIVATE | unix.MAP_ANONYMOUS
+	if populate {
+		flags |= unix.MAP_POPULATE
+	}
+	mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, flags)
+	if err != nil {
+		return nil, fmt.Errorf("mapping %d bytes of flow table: %w", size, err)
+	}
+	return unsafe.Slice((*slot)(unsafe.Pointer(&mem[0])), n), nil
+}
+
+// unmapFailures counts munmap errors of unmapSlots (a cleanup has no one
+// to return them to); see UnmapFailures.
+var unmapFailures atomic.Uint64
+
+// UnmapFailures is how many released tables' memory could not be unmapped
+// (only a bug can cause it: the range is the table's own and whole).
+func UnmapFailures() uint64 { return unmapFailures.Load() }
+
+// unmapSlots releases what mapSlots mapped, once the Table is gone.
+func unmapSlots(slots []slot) {
+	mem := unsafe.Slice((*byte)(unsafe.Pointer(&slots[0])), len(slots)*int(unsafe.Sizeof(slot{})))
+	if err := unix.Munmap(mem); err != nil {
+		unmapFailures.Add(1)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func newTable(t testing.TB, cfg Config) *Table {
@@ -349,5 +350,21 @@ func TestPrefault(t *testing.T) {
 			t.Errorf("plain table: RSS grew %d KiB of %d at New; the test cannot tell prefaulting apart", grew, size)
 		}
 		runtime.KeepAlive(tbl)
+	}
+	// Unreachable tables give their mappings back.
+	before := rssKB(t)
+	for range 8 {
+		if _, err := New(Config{Capacity: capacity, Prefault: true}); err != nil {
+			t.Fatal(err)
+		}
+		runtime.GC()
+	}
+	runtime.GC()
+	time.Sleep(50 * time.Millisecond) // cleanups run on their own goroutine
+	if grew := rssKB(t) - before; grew > 3*size {
+		t.Errorf("8 dropped prefaulted tables of %d KiB: RSS grew %d KiB; their mappings are not released", size, grew)
+	}
+	if n := UnmapFailures(); n != 0 {
+		t.Errorf("%d munmap failures", n)
 	}
 }

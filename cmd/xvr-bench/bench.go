@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/xvr-project/xvr/bench/gen"
 	"github.com/xvr-project/xvr/bench/report"
 	"github.com/xvr-project/xvr/bench/rfc2544"
 	"github.com/xvr-project/xvr/bench/topo"
@@ -66,8 +67,12 @@ func pinning(c *config, rep *report.Report, p progress) int {
 }
 
 func method(c config) []string {
+	generator := "kernel XDP live-frames test run (bench/gen)"
+	if err := gen.LiveFramesErr(); err != nil {
+		generator = fmt.Sprintf("an AF_XDP socket's TX ring in copy mode (bench/gen; this kernel refuses XDP live frames: %v)", err)
+	}
 	return []string{
-		"Generator: kernel XDP live-frames test run (bench/gen) on pod a's eth0; sink: XDP program on pod b's eth0 counting and dropping UDP to port 9 (other traffic passes).",
+		"Generator: " + generator + " on pod a's eth0; sink: XDP program on pod b's eth0 counting and dropping UDP to port 9 (other traffic passes).",
 		fmt.Sprintf("Zero-loss throughput: RFC 2544 binary search on the offered rate (first trial unpaced, then the rate delivered under overload, then bisection), %v per trial, stop at %.0f %% resolution or %d trials, loss tolerance %g.", c.trial, c.resolution*100, c.maxTrials, c.lossTol),
 		fmt.Sprintf("Pacing: the generator has no rate control; every %v the frames due since the trial began go out as one burst (at most 4 slices' worth), so the average rate is exact over a trial but the load is bursty: frames within a burst leave back to back at the generator's speed (one live-frames run costs ~20 ms of fixed set-up/tear-down here, so finer slices cannot be kept).", rfc2544.Slice),
 		"Gbit/s counts frame bytes on the veth (no FCS, preamble or gap). IMIX is 7:4:1 of 64/576/1500-byte frames, interleaved in exact proportion.",

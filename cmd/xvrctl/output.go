@@ -162,8 +162,9 @@ func statusTable(t *table, st api.Status, socket string) {
 }
 
 func flowTable(t *table, flows []api.Flow) {
-	t.row("INDEX", "REV", "VRF", "PROTO", "SOURCE", "DESTINATION", "ACTION", "NAT", "PKTS", "BYTES", "AGE")
+	t.row("INDEX", "REV", "VRF", "PROTO", "SOURCE", "DESTINATION", "ACTION", "NAT", "PKTS", "BYTES", "AGE", "VERDICT", "POLICY")
 	for _, f := range flows {
-		t.row(f.Index, f.RevIndex, f.VRF, f.Proto, f.Src, f.Dst, f.Action, f.NAT, f.Packets, f.Bytes, fmt.Sprintf("%ds", f.AgeSecs))
+		t.row(f.Index, f.RevIndex, f.VRF, f.Proto, f.Src, f.Dst, f.Action, f.NAT, f.Packets, f.Bytes, fmt.Sprintf("%ds", f.AgeSecs),
+			or(f.Verdict, "-"), or(f.Policy, "-"))
 	}
 }

@@ -56,6 +56,7 @@ var commands = map[string]command{
 	"nh":             {"nh [-o table|json]", (*cli).nh},
 	"dropstats":      {"dropstats [--all] [-o table|json]", (*cli).dropstats},
 	"flow":           {"flow [-o table|json]", (*cli).flow},
+	"policy":         {"policy [-o table|json]", (*cli).policy},
 	"status":         {"status [-o table|json]", (*cli).status},
 }
 

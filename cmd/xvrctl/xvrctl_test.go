@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xvr-project/xvr/policy"
 	"github.com/xvr-project/xvr/vrouter/api"
 	"github.com/xvr-project/xvr/vrouter/api/apitest"
 )
@@ -272,5 +273,67 @@ eth1       default/vn-left-1  198.18.10.1  02:00:00:00:00:01  false`)
 	ok(t, sock, "pod", "delete", "default/multi-net-pod")
 	if code, _, _ := xvrctl(t, sock, "", "pod", "get", "default/multi-net-pod"); code != 1 {
 		t.Fatal("deleted pod still there")
+	}
+}
+
+func TestPolicyAndFlowVerdicts(t *testing.T) {
+	b, sock := serve(t)
+	ok(t, sock, "apply", "-f", example("vn-left-1.yaml"))
+	ctx := context.Background()
+	c := api.NewClient(sock)
+	defer c.Close()
+	for _, p := range []api.Port{
+		{ID: "ca/eth1", Network: "default/vn-left-1", HostIfName: "xvrca1", IP: "198.18.10.3", MAC: "02:00:00:00:10:03",
+			Pod: &api.PodRef{Namespace: "x", Name: "a", UID: "ua"}, IfName: "eth1"},
+		{ID: "cb/eth1", Network: "default/vn-left-1", HostIfName: "xvrcb1", IP: "198.18.10.4", MAC: "02:00:00:00:10:04",
+			Pod: &api.PodRef{Namespace: "x", Name: "b"}, IfName: "eth1"},
+		{ID: "hand", Network: "default/vn-left-1", HostIfName: "xvrh", IP: "198.18.10.5", MAC: "02:00:00:00:10:05"},
+	} {
+		if _, err := c.ApplyPort(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	golden(t, ok(t, sock, "policy"), `
+INTERFACE  VIF  NETWORK  ISOLATION  DIRECTION  POLICY  PEERS  PORTS`)
+	pol := api.Policies{Enforce: true, Interfaces: []api.InterfacePolicy{{Pod: api.PodRef{Namespace: "x", Name: "a"},
+		Network: "default/vn-left-1", Policy: policy.Set{Ingress: true, Egress: true,
+			IngressRules: []policy.Rule{{Policy: "NetworkPolicy x/web", Peers: []policy.Peer{{CIDR: "198.18.10.4/32"},
+				{CIDR: "198.18.0.0/16", Except: []string{"198.18.1.0/24"}}}, Ports: []policy.Port{{Protocol: "TCP", Port: 80, EndPort: 81}, {Protocol: "UDP"}}}},
+			EgressRules: []policy.Rule{{Policy: "NetworkPolicy x/dns", AllPeers: true, AllPorts: true}}}}}}
+	if err := c.SetPolicies(ctx, pol); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, ok(t, sock, "policy"), `
+INTERFACE  VIF  NETWORK            ISOLATION       DIRECTION  POLICY               PEERS                                              PORTS
+x/a eth1   1    default/vn-left-1  ingress+egress  ingress    NetworkPolicy x/web  198.18.10.4/32,198.18.0.0/16 except 198.18.1.0/24  TCP/80-81,UDP
+x/a eth1   1    default/vn-left-1  ingress+egress  egress     NetworkPolicy x/dns  all                                                all
+x/b eth1   2    default/vn-left-1  ingress+egress  -          pending              -                                                  -`)
+	var ifs []policedIf
+	if err := json.Unmarshal([]byte(ok(t, sock, "policy", "-o", "json")), &ifs); err != nil {
+		t.Fatal(err)
+	}
+	if len(ifs) != 2 || ifs[0].Port != "ca/eth1" || len(ifs[0].Policy.IngressRules) != 1 || !ifs[1].Pending {
+		t.Fatalf("policy -o json = %+v", ifs)
+	}
+	pol.Enforce = false // x/b is no longer policed
+	if err := c.SetPolicies(ctx, pol); err != nil {
+		t.Fatal(err)
+	}
+	if out := ok(t, sock, "policy"); strings.Contains(out, "x/b") || !strings.Contains(out, "x/a eth1") {
+		t.Fatalf("not enforcing, policy lists:\n%s", out)
+	}
+
+	b.SetFlows([]api.Flow{
+		{Index: 7, RevIndex: 9, VRF: 1, Proto: 6, Src: "198.18.10.4:40000", Dst: "198.18.10.3:80", Action: "forward",
+			Packets: 3, Bytes: 180, AgeSecs: 2, Verdict: "allow", Policy: "NetworkPolicy x/web"},
+		{Index: 8, RevIndex: 10, VRF: 1, Proto: 17, Src: "198.18.10.4:5353", Dst: "198.18.10.3:81", Action: "drop",
+			Packets: 1, Bytes: 60, Verdict: "deny", Policy: "default deny (ingress of x/a eth1)"},
+	})
+	golden(t, ok(t, sock, "flow"), `
+INDEX  REV  VRF  PROTO  SOURCE             DESTINATION     ACTION   NAT  PKTS  BYTES  AGE  VERDICT  POLICY
+7      9    1    6      198.18.10.4:40000  198.18.10.3:80  forward  -    3     180    2s   allow    NetworkPolicy x/web
+8      10   1    17     198.18.10.4:5353   198.18.10.3:81  drop     -    1     60     0s   deny     default deny (ingress of x/a eth1)`)
+	if out := ok(t, sock, "flow", "-o", "json"); !strings.Contains(out, `"verdict": "deny"`) || !strings.Contains(out, `"policy": "NetworkPolicy x/web"`) {
+		t.Fatalf("flow -o json lacks the verdicts:\n%s", out)
 	}
 }

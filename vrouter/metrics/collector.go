@@ -21,6 +21,12 @@ type Source interface {
 	DropStats(ctx context.Context) []api.DropStat
 }
 
+// PolicySource is implemented by a Source that enforces network policy
+// (the agent): the flows its dataplane decided, allowed and denied.
+type PolicySource interface {
+	PolicyFlows() (allowed, denied uint64)
+}
+
 // FlowSource is the flow table (flowtable.Table satisfies it).
 type FlowSource interface {
 	Stats() flowtable.Stats
@@ -34,7 +40,7 @@ type Collector struct {
 	version string
 
 	vifRxPackets, vifRxBytes, vifTxPackets, vifTxBytes, vifDrops *prometheus.Desc
-	drops, flowsNow, flowCap, flowFull, buildInfo                *prometheus.Desc
+	drops, flowsNow, flowCap, flowFull, policyFlows, buildInfo   *prometheus.Desc
 }
 
 // NewCollector returns a Collector of src and flows (nil: no flow table,
@@ -51,6 +57,7 @@ func NewCollector(src Source, flows FlowSource, version string) *Collector {
 		flowsNow:     desc("xvr_flows", "Flows (forward and reverse pairs) in the flow table.", "state"),
 		flowCap:      desc("xvr_flow_capacity", "Flows the flow table holds at most."),
 		flowFull:     desc("xvr_flow_table_full_total", "New flows refused because the flow table was full."),
+		policyFlows:  desc("xvr_policy_flows_total", "Flows network policy decided (new, and decided again after a policy change), by verdict.", "verdict"),
 		buildInfo:    desc("xvr_build_info", "Always 1; the labels say which xvrd runs.", "version", "goversion"),
 	}
 }
@@ -62,7 +69,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 // Describe sends every metric's description.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.vifRxPackets, c.vifRxBytes, c.vifTxPackets, c.vifTxBytes,
-		c.vifDrops, c.drops, c.flowsNow, c.flowCap, c.flowFull, c.buildInfo} {
+		c.vifDrops, c.drops, c.flowsNow, c.flowCap, c.flowFull, c.policyFlows, c.buildInfo} {
 		ch <- d
 	}
 }
@@ -83,6 +90,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		send(ch, c.flowsNow, prometheus.GaugeValue, float64(s.Flows), "active")
 		send(ch, c.flowCap, prometheus.GaugeValue, float64(s.Capacity))
 		send(ch, c.flowFull, prometheus.CounterValue, float64(s.Full))
+	}
+	if ps, ok := c.src.(PolicySource); ok {
+		allowed, denied := ps.PolicyFlows()
+		send(ch, c.policyFlows, prometheus.CounterValue, float64(allowed), "allow")
+		send(ch, c.policyFlows, prometheus.CounterValue, float64(denied), "deny")
 	}
 }
 

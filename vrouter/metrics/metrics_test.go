@@ -89,6 +89,30 @@ xvr_vif_rx_bytes_total{name="xvp1h",network="default/vn-left-1",vif="3",vn="k8s-
 	}
 }
 
+// policySource is a Source that enforces policy.
+type policySource struct {
+	*fakeSource
+	allowed, denied uint64
+}
+
+func (p *policySource) PolicyFlows() (uint64, uint64) { return p.allowed, p.denied }
+
+func TestCollectorPolicyFlows(t *testing.T) {
+	src := &policySource{fakeSource: newFake(), allowed: 40, denied: 2}
+	want := `
+# HELP xvr_policy_flows_total Flows network policy decided (new, and decided again after a policy change), by verdict.
+# TYPE xvr_policy_flows_total counter
+xvr_policy_flows_total{verdict="allow"} 40
+xvr_policy_flows_total{verdict="deny"} 2
+`
+	if err := testutil.CollectAndCompare(NewCollector(src, nil, "dev"), strings.NewReader(want), "xvr_policy_flows_total"); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.CollectAndCount(NewCollector(newFake(), nil, "dev"), "xvr_policy_flows_total"); n != 0 {
+		t.Fatalf("policy series from a source without policy: %d", n)
+	}
+}
+
 func TestCollectorNoFlowTable(t *testing.T) {
 	c := NewCollector(newFake(), nil, "dev")
 	if n := testutil.CollectAndCount(c, "xvr_flows", "xvr_flow_capacity"); n != 0 {
