@@ -65,13 +65,13 @@ func (sc *sparseCompiled) Check(d Direction, peer [4]byte, proto uint8, port uin
 	f := sd.other
 	switch t := protoIndex(proto); {
 	case proto == ProtoTCP || proto == ProtoUDP || proto == ProtoSCTP:
-		i := last16(k.port[t].start, port)
+		i := last(k.port[t].start, port)
 		q, f = k.port[t].row[i], sd.portFirst[t][i]
 	default:
 		q = k.otherRow
 	}
 	a := uint32(peer[0])<<24 | uint32(peer[1])<<16 | uint32(peer[2])<<8 | uint32(peer[3])
-	i := last32(k.addr, a)
+	i := last(k.addr, a)
 	row := k.rows[q : int(q)+k.words]
 	for _, r := range sd.list[sd.off[i]:sd.off[i+1]] {
 		if int32(r) >= f {

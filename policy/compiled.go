@@ -107,7 +107,7 @@ func (k *classifier) check(a uint32, proto uint8, port uint16) Decision {
 	default:
 		q = k.otherRow
 	}
-	p := k.addrRow[last32(k.addr, a)]
+	p := k.addrRow[last(k.addr, a)]
 	w := k.words
 	pr := k.rows[p : int(p)+w]
 	qr := k.rows[q : int(q)+w]
@@ -121,27 +121,14 @@ func (k *classifier) check(a uint32, proto uint8, port uint16) Decision {
 }
 
 func (t *ports) lookup(port uint16) uint32 {
-	return t.row[last16(t.start, port)]
+	return t.row[last(t.start, port)]
 }
 
-// last32 is the index of the last element of s (ascending, s[0] == 0)
-// that is <= x: a binary search without data-dependent branches (its
-// cost is log2(len(s)) dependent loads, whatever x is).
-func last32(s []uint32, x uint32) int {
-	lo, n := 0, len(s)
-	for n > 1 {
-		half := n >> 1
-		// lo += half if s[lo+half] <= x, by the sign of the difference:
-		// the compiler makes a branch of the if, mispredicted half the time.
-		d := int64(x) - int64(s[lo+half])
-		lo += half &^ int(d>>63)
-		n -= half
-	}
-	return lo
-}
-
-// last16 is last32 for ports.
-func last16(s []uint16, x uint16) int {
+// last is the index of the last element of s (ascending, s[0] == 0) that
+// is <= x: a binary search without data-dependent branches (its cost is
+// log2(len(s)) dependent loads, whatever x is). Addresses are uint32,
+// ports uint16 (each type its own instantiation: no dictionary calls).
+func last[T uint16 | uint32](s []T, x T) int {
 	lo, n := 0, len(s)
 	for n > 1 {
 		half := n >> 1

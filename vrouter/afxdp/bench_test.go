@@ -1,6 +1,7 @@
 package afxdp
 
 import (
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -41,7 +42,8 @@ func (n *testNet) sink(ifindex int) *ebpf.Map {
 }
 
 // generate transmits frame out of ifindex with the kernel's live-frames
-// XDP test run (an XDP_TX program) until stop is set or limit passes.
+// XDP test run (an XDP_TX program), or AF_XDP where the kernel refuses it,
+// until stop is set or limit passes.
 func (n *testNet) generate(ifindex int, frame []byte, stop *atomic.Bool, limit time.Duration) (uint64, error) {
 	prog := n.loadXDP(asm.Instructions{asm.Mov.Imm(asm.R0, 3), asm.Return()}) // XDP_TX
 	var sent uint64
@@ -53,6 +55,13 @@ func (n *testNet) generate(ifindex int, frame []byte, stop *atomic.Bool, limit t
 				Data: frame, Repeat: burst, Flags: unix.BPF_F_TEST_XDP_LIVE_FRAMES,
 				Context: xdpMd{DataEnd: uint32(len(frame)), IngressIfindex: uint32(ifindex)},
 			})
+			if errors.Is(err, unix.EPERM) && sent == 0 {
+				// This kernel refuses live frames (sandboxed kernels do,
+				// even to root): send through an AF_XDP socket instead.
+				var xerr error
+				sent, xerr = generateXsk(ifindex, frame, stop, deadline)
+				return xerr
+			}
 			if err != nil {
 				return err
 			}
@@ -61,6 +70,50 @@ func (n *testNet) generate(ifindex int, frame []byte, stop *atomic.Bool, limit t
 		return nil
 	})
 	return sent, err
+}
+
+// generateXsk transmits frame out of ifindex (of the calling thread's
+// namespace) from an AF_XDP socket's TX ring, copy mode, until stop is set
+// or the deadline passes.
+func generateXsk(ifindex int, frame []byte, stop *atomic.Bool, deadline time.Time) (uint64, error) {
+	u, err := NewUmem(UmemConfig{FillSize: 64, RxSize: 64})
+	if err != nil {
+		return 0, err
+	}
+	defer u.Close()
+	s, err := u.Open(ifindex, SocketOptions{Copy: true, FillTarget: 1})
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close()
+	for off := 0; off+u.FrameSize() <= len(u.Mem()); off += u.FrameSize() {
+		copy(u.Mem()[off:], frame)
+	}
+	descs := make([]Desc, 64)
+	var sent uint64
+	for i := 0; !stop.Load(); i++ {
+		if i&1023 == 0 && time.Now().After(deadline) {
+			break
+		}
+		s.Complete()
+		k := 0
+		for ; k < len(descs); k++ {
+			addr, ok := u.Alloc()
+			if !ok {
+				break
+			}
+			descs[k] = Desc{Addr: addr, Len: uint32(len(frame))}
+		}
+		took, err := s.Transmit(descs[:k])
+		for _, d := range descs[took:k] {
+			u.Free(d.Addr)
+		}
+		sent += uint64(took)
+		if err != nil {
+			return sent, err
+		}
+	}
+	return sent, nil
 }
 
 // BenchmarkForward moves 60-byte frames (64 on the wire) from the RX ring
@@ -90,7 +143,7 @@ func BenchmarkForward(b *testing.B) {
 	stop.Store(true)
 	gen := <-genDone
 	if gen.err != nil {
-		b.Fatalf("live-frames generator: %v", gen.err)
+		b.Fatalf("generator: %v", gen.err)
 	}
 	var delivered uint64
 	if err := counter.Lookup(uint32(0), &delivered); err != nil {
