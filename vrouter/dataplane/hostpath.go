@@ -51,14 +51,26 @@ func (p *Pipeline) hostReturn(c *batchCtx, vrf *VRF, f []byte, nh *NextHop) *Nex
 		return nh
 	}
 	k := flowtable.Key{VRF: h.VRF, Src: p.ip.Src, Dst: p.ip.Dst, SrcPort: sport, DstPort: dport, Proto: p.ip.Proto}
-	ref, act, hit := s.Flows.Lookup(&k)
-	if !hit || act.Kind != flowtable.Forward || act.NextHop != h.NH {
+	var ref flowtable.Ref
+	var act flowtable.Action
+	accounted := p.seen.ok && p.seen.k == k // policy looked this entry up (and accounted it)
+	if accounted {
+		ref, act = p.seen.ref, p.seen.act
+	} else {
+		var hit bool
+		if ref, act, hit = s.Flows.Lookup(&k); !hit {
+			return nh
+		}
+	}
+	if act.Kind != flowtable.Forward || act.NextHop != h.NH {
 		return nh
 	}
 	hn := s.nh(h.NH)
 	if hn == nil || hn.Type != NHEncap || s.vif(hn.Vif) == nil {
 		return nh
 	}
-	s.Flows.Account(ref, int(p.ip.TotalLen), p.Now)
+	if !accounted {
+		s.Flows.Account(ref, int(p.ip.TotalLen), p.Now)
+	}
 	return hn
 }

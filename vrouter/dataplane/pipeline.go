@@ -36,6 +36,9 @@ type Pipeline struct {
 	dec encap.Decapped
 	// outer is the scratch outer header of replies sent back in a tunnel.
 	outer encap.Outer
+	// seen is the current packet's flow entry as policy found it, so that
+	// hostReturn need not look the same key up again.
+	seen seenFlow
 }
 
 // batchCtx is what every frame of one batch shares: all came in on one vif.

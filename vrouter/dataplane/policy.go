@@ -92,10 +92,20 @@ type flowEnds struct {
 	hostFlow bool  // the kernel forwarded it for a pod: replies go back to the kernel
 }
 
+// seenFlow is a flow entry enforce found and used as it was (a cached
+// verdict), for the rest of the packet's path.
+type seenFlow struct {
+	ok  bool
+	k   flowtable.Key
+	ref flowtable.Ref
+	act flowtable.Action
+}
+
 // guard applies policy (and records the kernel-forwarded flows of
 // hostpath.go) to a packet parsed into p.ip, received on c.in and routed
 // to nh; Forward lets it go on.
 func (p *Pipeline) guard(c *batchCtx, f []byte, nh *NextHop) Reason {
+	p.seen.ok = false
 	s, h := c.s, &c.s.Host
 	if nh.Type != NHEncap && nh.Type != NHTunnel && nh.Type != NHFabric {
 		return Forward // to the router, discarded, or source-NATed (snat.go checks egress)
@@ -136,6 +146,7 @@ func (p *Pipeline) guard(c *batchCtx, f []byte, nh *NextHop) Reason {
 // the fabric (decapsulated, or natively forwarded) about to be delivered
 // through nh.
 func (p *Pipeline) guardIn(c *batchCtx, f []byte, nh *NextHop) Reason {
+	p.seen.ok = false
 	e := flowEnds{src: -1, dst: c.s.policed(nh.Vif)}
 	if e.dst < 0 {
 		return Forward
@@ -165,18 +176,23 @@ func (p *Pipeline) enforce(c *batchCtx, f []byte, e *flowEnds) Reason {
 	}
 	ip := f[packet.EthLen:]
 	sport, dport := polPorts(ip, &p.ip)
-	k := flowtable.Key{VRF: s.Host.VRF, Src: p.ip.Src, Dst: p.ip.Dst, SrcPort: sport, DstPort: dport, Proto: p.ip.Proto}
+	// The key is built in place in p.seen (no copy on the fast path).
+	sn := &p.seen
+	sn.k = flowtable.Key{VRF: s.Host.VRF, Src: p.ip.Src, Dst: p.ip.Dst, SrcPort: sport, DstPort: dport, Proto: p.ip.Proto}
 	switch {
 	case e.dst >= 0:
-		k.VRF = s.Vifs[e.dst].VRF
+		sn.k.VRF = s.Vifs[e.dst].VRF
 	case e.src >= 0:
-		k.VRF = s.Vifs[e.src].VRF
+		sn.k.VRF = s.Vifs[e.src].VRF
 	}
 	g := gen(s)
-	ref, act, hit := s.Flows.Lookup(&k)
-	if hit && (act.IP == g || !policed && act.IP != [4]byte{}) {
-		return p.cached(s, ref, &act, ip)
+	var hit bool
+	sn.ref, sn.act, hit = s.Flows.Lookup(&sn.k)
+	if hit && (sn.act.IP == g || !policed && sn.act.IP != [4]byte{}) {
+		sn.ok = true
+		return p.cached(s, sn.ref, &sn.act, ip)
 	}
+	k, ref, act := sn.k, sn.ref, sn.act
 	if hit && act.Kind.IsNAT() {
 		return Forward // a NAT entry of the same key: snat.go owns it
 	}
