@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
+	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/xvr-project/xvr/kube/kubetest"
+	"github.com/xvr-project/xvr/vrouter/api"
 )
 
 // npSecCIDR is the secondary VN x/vn-sec every pod of TestNetworkPolicy
@@ -353,7 +357,7 @@ func (su *npSuite) cases(t *testing.T) {
 		{Key: "ns", Operator: metav1.LabelSelectorOpIn, Values: []string{"y", "z"}}}}
 	cases := []tc{
 		{name: "no-policy"},
-		{name: "deny-ingress-x", pols: []*networkingv1.NetworkPolicy{denyIn()}},
+		{name: "deny-ingress-x", pols: []*networkingv1.NetworkPolicy{denyIn()}, extra: su.introspectDenied},
 		{name: "deny-egress-x", pols: []*networkingv1.NetworkPolicy{np("x", "deny-egress", all, npEgress)}},
 		{name: "allow-all-ingress-on-deny", pols: []*networkingv1.NetworkPolicy{denyIn(),
 			withIngress(np("x", "allow-all", all, npIngress), networkingv1.NetworkPolicyIngressRule{})}},
@@ -408,6 +412,45 @@ func (su *npSuite) cases(t *testing.T) {
 	t.Run("update-while-flowing", func(t *testing.T) { su.caseUpdate(t) })
 	t.Run("multinetworkpolicy", func(t *testing.T) { su.caseMNP(t) })
 	t.Run("new-pod-isolated", func(t *testing.T) { su.caseNewPod(t) })
+}
+
+// introspectDenied: under default-deny ingress in x, the node of x/a shows
+// what it enforced: x/a's eth0 isolated for ingress (xvrctl policy), flows
+// to it denied by "default deny (ingress of x/a eth0)" (xvrctl flow), and
+// policy_denied drops (xvrctl dropstats).
+func (su *npSuite) introspectDenied(t *testing.T) {
+	a := su.find("x", "a")
+	n := a.node
+	if out := n.mustCtl(t, "policy"); !regexp.MustCompile(`(?m)^x/a eth0 .* ingress +ingress|^x/a eth0 .* ingress +-`).MatchString(out) {
+		t.Errorf("xvrctl policy on %s does not show x/a eth0 isolated for ingress:\n%s", n.name, out)
+	}
+	var flows []api.Flow
+	if err := json.Unmarshal([]byte(n.mustCtl(t, "flow", "-o", "json")), &flows); err != nil {
+		t.Fatal(err)
+	}
+	denied := 0
+	for _, f := range flows {
+		if strings.HasPrefix(f.Dst, a.ip+":") && f.Verdict == "deny" && f.Policy == "default deny (ingress of x/a eth0)" {
+			denied++
+		}
+	}
+	if denied == 0 {
+		t.Errorf("xvrctl flow on %s: no flow to x/a (%s) denied by its ingress; flows:\n%+v", n.name, a.ip, flows)
+	}
+	var drops []api.DropStat
+	if err := json.Unmarshal([]byte(n.mustCtl(t, "dropstats", "-o", "json")), &drops); err != nil {
+		t.Fatal(err)
+	}
+	var policyDrops uint64
+	for _, d := range drops {
+		if d.Reason == "policy_denied" {
+			policyDrops = d.Count
+		}
+	}
+	if policyDrops == 0 {
+		t.Errorf("xvrctl dropstats on %s: no policy_denied drops: %+v", n.name, drops)
+	}
+	t.Logf("%s: %d flows to x/a denied by its ingress, %d policy_denied drops", n.name, denied, policyDrops)
 }
 
 func (su *npSuite) timed(t *testing.T) func() {
