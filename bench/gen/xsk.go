@@ -1,6 +1,7 @@
 package gen
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -115,7 +116,7 @@ func openXskTx(nsID string, ifindex int) (*xskTx, error) {
 
 // load makes every UMEM frame hold frame.
 func (x *xskTx) load(frame []byte) {
-	if string(x.last) == string(frame) {
+	if bytes.Equal(x.last, frame) && len(x.last) > 0 {
 		return
 	}
 	mem, fs := x.umem.Mem(), x.umem.FrameSize()

@@ -34,12 +34,12 @@ func (r *Report) mdHeader(b *bufio.Writer) {
 }
 
 func (r *Report) mdTable(b *bufio.Writer) {
-	fmt.Fprintf(b, "| datapath | frame | zero-loss Mpps | Gbit/s | vs %s | delivered at overload Mpps | RTT p50 / p99 / p99.9 µs (load) | CPU ns/pkt machine / softirq / forwarder | trials |\n", r.Baseline)
+	fmt.Fprintf(b, "| datapath | frame | zero-loss Mpps | Gbit/s | vs %s | delivered at overload Mpps | RTT p50 / p99 / p99.9 µs (load) | CPU ns/pkt machine / softirq / forwarder | trials (burst) |\n", r.Baseline)
 	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
 	for _, d := range r.Datapaths {
 		for _, row := range d.Rows {
-			fmt.Fprintf(b, "| %s | %s | %s | %.3f | %s | %.3f | %s | %s | %d |\n", d.Name, row.Size, mpps(row),
-				row.Gbps, ratio(row.VsBaseline), row.OverloadPPS/1e6, latency(row.Latency), cpu(row), row.Trials)
+			fmt.Fprintf(b, "| %s | %s | %s | %.3f | %s | %.3f | %s | %s | %d (%d) |\n", d.Name, row.Size, mpps(row),
+				row.Gbps, ratio(row.VsBaseline), row.OverloadPPS/1e6, latency(row.Latency), cpu(row), row.Trials, row.Burst)
 		}
 		if d.Error != "" {
 			fmt.Fprintf(b, "| %s | — | failed: %s | | | | | | |\n", d.Name, oneLine(d.Error))

@@ -57,6 +57,9 @@ type Row struct {
 	// OverloadPPS is what the sink received during the unpaced trial.
 	OverloadPPS float64 `json:"overload_pps"`
 	Trials      int     `json:"trials"`
+	// Burst is the pacer's burst size at the zero-loss rate (frames sent
+	// back to back once per slice); 0 when no trial passed.
+	Burst uint64 `json:"burst"`
 	// Latency is round-trip time of ICMP echo under load, microseconds.
 	Latency *Latency `json:"latency,omitempty"`
 	// CPU per delivered frame at the zero-loss rate, nanoseconds.

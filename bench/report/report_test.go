@@ -19,7 +19,7 @@ func sample() *Report {
 		Method: []string{"binary search <zero loss>"}}
 	r.Datapaths = []Datapath{
 		{Name: "xvr", Rows: []Row{
-			{Size: "64", ZeroLossPPS: 400e3, Gbps: 0.2048, Trials: 7, FwdNsPerPkt: 1800,
+			{Size: "64", ZeroLossPPS: 400e3, Gbps: 0.2048, Trials: 7, Burst: 40, FwdNsPerPkt: 1800,
 				Latency: &Latency{LoadPPS: 200e3, Probes: 100, P50: 40, P99: 90, P999: 120}},
 			{Size: "IMIX", ZeroLossPPS: 300e3}}, TCP: &TCP{Gbps: 1.9}},
 		{Name: "linux-routing", Rows: []Row{{Size: "64", ZeroLossPPS: 500e3}, {Size: "IMIX", ZeroLossPPS: 250e3, GeneratorBound: true}}},
@@ -53,7 +53,7 @@ func TestMarkdown(t *testing.T) {
 		"## xvr-bench quick run, 2026-11-27 10:00 UTC",
 		"- machine: test CPU x2, kernel 6.18", "`xvr-bench --quick`", "generator CPU 0, forwarder CPU 1",
 		"| datapath | frame | zero-loss Mpps | Gbit/s | vs linux-routing |",
-		"| xvr | 64 | 0.400 | 0.205 | 0.80× | 0.000 | 40 / 90 / 120 (0.20 Mpps) | 0 / 0 / 1800 | 7 |",
+		"| xvr | 64 | 0.400 | 0.205 | 0.80× | 0.000 | 40 / 90 / 120 (0.20 Mpps) | 0 / 0 / 1800 | 7 (40) |",
 		"| linux-routing | IMIX | ≥ 0.250 (generator-bound) |",
 		"| kernel-vxlan | — | failed: boom \\| bang |",
 		"| xvr | 1.90 | 0 |",

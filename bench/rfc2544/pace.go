@@ -5,12 +5,23 @@ import (
 	"time"
 )
 
-// Slice is the pacer's time slice: at rate r it sends bursts of about
-// r*Slice frames, one per slice, and sleeps in between. It is coarse
-// because one live-frames test run costs about 20 ms of fixed set-up and
-// tear-down on kernel 6.18 (an RCU grace period, not CPU time), so shorter
-// slices could not be kept.
+// Slice is the pacer's time slice for a generator with a large fixed cost
+// per send: at rate r it sends bursts of about r*Slice frames, one per
+// slice, and sleeps in between. It is coarse because one live-frames test
+// run costs about 20 ms of fixed set-up and tear-down on kernel 6.18 (an
+// RCU grace period, not CPU time), so shorter slices could not be kept.
 const Slice = 25 * time.Millisecond
+
+// FineSlice is the slice for a generator whose sends cost little more
+// than their frames (AF_XDP TX): bursts 25 times smaller than Slice's, so
+// that a datapath's zero-loss rate is not bound by how deep its rings
+// absorb a burst.
+const FineSlice = time.Millisecond
+
+// Burst is the burst size Pace uses at rate with slice (at least 1).
+func Burst(rate float64, slice time.Duration) uint64 {
+	return max(1, uint64(rate*slice.Seconds()))
+}
 
 // maxChunk bounds one unpaced send call.
 const maxChunk = 1 << 16
@@ -19,20 +30,21 @@ const maxChunk = 1 << 16
 type SendFunc func(n uint64) (uint64, error)
 
 // Pace offers total frames through send at rate frames/s (+Inf or 0:
-// unpaced, as fast as send goes) and stops early after limit. It returns
+// unpaced, as fast as send goes), one burst per slice (Slice or
+// FineSlice), and stops early after limit. It returns
 // the frames sent and the time from the first send until the last returned.
 //
 // The generator has no rate control of its own, so pacing is by bursts:
-// every Slice the frames due since the start (rate x elapsed, minus those
+// every slice the frames due since the start (rate x elapsed, minus those
 // sent) go out in one burst of at most 4 slices' worth. The offered rate is
 // exact over the trial; within a slice frames leave back to back at the
 // generator's own speed.
-func Pace(rate float64, total uint64, limit time.Duration, send SendFunc) (uint64, time.Duration, error) {
+func Pace(rate float64, total uint64, limit, slice time.Duration, send SendFunc) (uint64, time.Duration, error) {
 	start := time.Now()
 	if rate <= 0 || math.IsInf(rate, 1) {
 		return paceUnlimited(total, start, limit, send)
 	}
-	burst := max(1, uint64(rate*Slice.Seconds()))
+	burst := Burst(rate, slice)
 	var sent uint64
 	for sent < total {
 		el := time.Since(start)

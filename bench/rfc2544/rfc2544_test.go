@@ -110,24 +110,34 @@ func TestPaceRate(t *testing.T) {
 	var got uint64
 	send := func(n uint64) (uint64, error) { got += n; return n, nil }
 	const rate, total = 200e3, 40_000 // 0.2 s
-	sent, took, err := Pace(rate, total, time.Second, send)
-	if err != nil || sent != total || got != total {
-		t.Fatalf("sent %d (send saw %d) of %d: %v", sent, got, total, err)
-	}
-	if achieved := float64(sent) / took.Seconds(); achieved > rate*1.05 || achieved < rate*0.8 {
-		t.Fatalf("paced at %.0f/s, want about %.0f/s (took %v)", achieved, rate, took)
+	for _, slice := range []time.Duration{Slice, FineSlice} {
+		got = 0
+		var biggest uint64
+		sent, took, err := Pace(rate, total, time.Second, slice, func(n uint64) (uint64, error) {
+			biggest = max(biggest, n)
+			return send(n)
+		})
+		if err != nil || sent != total || got != total {
+			t.Fatalf("slice %v: sent %d (send saw %d) of %d: %v", slice, sent, got, total, err)
+		}
+		if achieved := float64(sent) / took.Seconds(); achieved > rate*1.05 || achieved < rate*0.8 {
+			t.Fatalf("slice %v: paced at %.0f/s, want about %.0f/s (took %v)", slice, achieved, rate, took)
+		}
+		if b := Burst(rate, slice); biggest > 4*b {
+			t.Fatalf("slice %v: a send of %d frames, over 4 bursts of %d", slice, biggest, b)
+		}
 	}
 }
 
 func TestPaceLimitAndUnlimited(t *testing.T) {
 	slow := func(n uint64) (uint64, error) { time.Sleep(time.Millisecond); return min(n, 10), nil }
-	sent, took, err := Pace(1e9, 1e12, 50*time.Millisecond, slow)
+	sent, took, err := Pace(1e9, 1e12, 50*time.Millisecond, Slice, slow)
 	if err != nil || took > 500*time.Millisecond || sent == 0 {
 		t.Fatalf("limit: sent %d in %v, %v", sent, took, err)
 	}
 	var calls int
 	fast := func(n uint64) (uint64, error) { calls++; return n, nil }
-	sent, _, err = Pace(math.Inf(1), 3*maxChunk+5, time.Second, fast)
+	sent, _, err = Pace(math.Inf(1), 3*maxChunk+5, time.Second, Slice, fast)
 	if err != nil || sent != 3*maxChunk+5 || calls != 4 {
 		t.Fatalf("unlimited: sent %d in %d calls, %v", sent, calls, err)
 	}

@@ -66,15 +66,26 @@ func pinning(c *config, rep *report.Report, p progress) int {
 	return c.fwdCPU
 }
 
+// paceSlice is the pacer's slice for this kernel's generator: fine for
+// AF_XDP, whose sends have no fixed cost; coarse for live frames.
+func paceSlice() time.Duration {
+	if gen.LiveFramesErr() != nil {
+		return rfc2544.FineSlice
+	}
+	return rfc2544.Slice
+}
+
 func method(c config) []string {
 	generator := "kernel XDP live-frames test run (bench/gen)"
+	pacing := fmt.Sprintf("Pacing: the generator has no rate control; every %v the frames due since the trial began go out as one burst (at most 4 slices' worth), so the average rate is exact over a trial but the load is bursty: frames within a burst leave back to back at the generator's speed (one live-frames run costs ~20 ms of fixed set-up/tear-down here, so finer slices cannot be kept). The table's trials column gives the burst size of the zero-loss trial.", rfc2544.Slice)
 	if err := gen.LiveFramesErr(); err != nil {
 		generator = fmt.Sprintf("an AF_XDP socket's TX ring in copy mode (bench/gen; this kernel refuses XDP live frames: %v)", err)
+		pacing = fmt.Sprintf("Pacing: every %v the frames due since the trial began go out as one burst (at most 4 slices' worth) through the AF_XDP generator, which has no fixed cost per send; the table's trials column gives the burst size of the zero-loss trial.", rfc2544.FineSlice)
 	}
 	return []string{
 		"Generator: " + generator + " on pod a's eth0; sink: XDP program on pod b's eth0 counting and dropping UDP to port 9 (other traffic passes).",
 		fmt.Sprintf("Zero-loss throughput: RFC 2544 binary search on the offered rate (first trial unpaced, then the rate delivered under overload, then bisection), %v per trial, stop at %.0f %% resolution or %d trials, loss tolerance %g.", c.trial, c.resolution*100, c.maxTrials, c.lossTol),
-		fmt.Sprintf("Pacing: the generator has no rate control; every %v the frames due since the trial began go out as one burst (at most 4 slices' worth), so the average rate is exact over a trial but the load is bursty: frames within a burst leave back to back at the generator's speed (one live-frames run costs ~20 ms of fixed set-up/tear-down here, so finer slices cannot be kept).", rfc2544.Slice),
+		pacing,
 		"Gbit/s counts frame bytes on the veth (no FCS, preamble or gap). IMIX is 7:4:1 of 64/576/1500-byte frames, interleaved in exact proportion.",
 		fmt.Sprintf("Latency: RTT of %d ICMP echoes (ping -i 0.001, 84-byte IP) from pod a to pod b through the datapath, while the generator offers %.0f %% of the zero-loss rate of that frame size.", c.pings, c.loadFrac*100),
 		"CPU ns/pkt: busy time of the whole machine (/proc/stat user+nice+system+irq+softirq, generator included) and its softirq part, and the forwarder process's utime+stime (/proc/PID/stat: xvrd, or ovs-vswitchd, whose PMD thread polls without sleeping), over the best passing trial, per delivered frame; 10 ms tick resolution.",
@@ -196,7 +207,8 @@ func search(c config, r *runner, p progress) (rfc2544.Result, error) {
 		first.Offered/1e6, hint/1e6)
 	cfg := rfc2544.Config{Max: first.Offered, Hint: hint, Resolution: c.resolution, MaxTrials: c.maxTrials,
 		LossTolerance: c.lossTol, Progress: func(rec rfc2544.Record) {
-			p.printf("  %s %s trial %.3f Mpps: sent %d lost %d pass=%v", r.t.Kind, r.mix.Name(), rec.Rate/1e6, rec.Sent, rec.Lost(), rec.Pass)
+			p.printf("  %s %s trial %.3f Mpps (burst %d): sent %d lost %d pass=%v", r.t.Kind, r.mix.Name(), rec.Rate/1e6,
+				rfc2544.Burst(rec.Rate, paceSlice()), rec.Sent, rec.Lost(), rec.Pass)
 		}}
 	res, err := rfc2544.Search(cfg, r.trial)
 	r.overload = hint
@@ -210,6 +222,9 @@ func newRow(m rfc2544.Mix, res rfc2544.Result, u cpuUse) report.Row {
 	row.Gbps = res.Rate * m.AvgSize() * 8 / 1e9
 	if len(res.Trials) > 0 {
 		row.GeneratorPPS = res.Trials[0].Rate
+	}
+	if res.Rate > 0 {
+		row.Burst = rfc2544.Burst(res.Rate, paceSlice())
 	}
 	if n := float64(res.Best.Received); n > 0 {
 		row.CPUNsPerPkt = float64(u.sys.Busy.Nanoseconds()) / n

@@ -70,7 +70,7 @@ func (r *runner) offer(rate float64, total uint64, limit time.Duration) (uint64,
 	if math.IsInf(rate, 1) {
 		rate = 0 // unpaced
 	}
-	return rfc2544.Pace(rate, total, limit, func(n uint64) (uint64, error) {
+	return rfc2544.Pace(rate, total, limit, paceSlice(), func(n uint64) (uint64, error) {
 		var sent uint64
 		for i, c := range split.Split(n) {
 			if err := r.src.Send(i, uint32(c)); err != nil {
