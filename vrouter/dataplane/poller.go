@@ -60,6 +60,7 @@ type Socket interface {
 	FD() int // for poll(2): readable while frames wait to be received
 	Receive(descs []afxdp.Desc) int
 	Transmit(descs []afxdp.Desc) (int, error)
+	TxPending() int // descriptors on the TX ring the kernel has not taken
 	Complete() int
 	Fill() int
 	SetFillTarget(n int)
@@ -130,6 +131,7 @@ type port struct {
 	stats   *VifStats
 	txq     []afxdp.Desc
 	pending bool // txq has frames and the port is on the dirty list
+	kicked  bool // transmit ran this round
 }
 
 // Poller runs the pipeline over the sockets of one UMEM on one OS thread.
@@ -162,6 +164,8 @@ type Poller struct {
 	stopped chan struct{} // closed when Run has returned
 	wakeMu  sync.Mutex    // orders Do's kicks before Run closes wake
 	wake    int           // eventfd that interrupts poll(2) when a command is queued; -1 once closed
+	// txBacklog: after the last round some TX ring still held frames.
+	txBacklog bool
 
 	pipe     Pipeline
 	rx       [BatchSize]afxdp.Desc
@@ -497,9 +501,15 @@ func (p *Poller) commands() {
 }
 
 // sleep blocks in poll(2) until a socket has frames, a command is queued, or
-// 50 ms pass (so a cancelled context is noticed).
+// 50 ms pass (so a cancelled context is noticed); 1 ms while a TX ring
+// still holds frames the kernel has not taken (TX completion wakes no
+// poll(2) for RX).
 func (p *Poller) sleep() error {
-	_, err := unix.Poll(p.fds, 50)
+	timeout := 50
+	if p.txBacklog {
+		timeout = 1
+	}
+	_, err := unix.Poll(p.fds, timeout)
 	if err != nil && !errors.Is(err, unix.EINTR) {
 		return fmt.Errorf("polling xdp sockets: %w", err)
 	}
@@ -557,9 +567,17 @@ func (p *Poller) round() int {
 		p.dispatch(pt, n)
 	}
 	p.flush()
+	p.txBacklog = false
 	for _, pt := range p.ports {
 		pt.sock.Complete()
 		pt.sock.Fill()
+		switch {
+		case pt.kicked: // transmit kicked it this round
+			pt.kicked = false
+			p.txBacklog = p.txBacklog || pt.sock.TxPending() > 0
+		case pt.sock.TxPending() > 0:
+			p.kickTx(pt)
+		}
 	}
 	if total > 0 {
 		p.busyNs.Add(int64(time.Since(start)))
@@ -620,6 +638,22 @@ func (p *Poller) drop(in *port, d afxdp.Desc, r Reason) {
 	in.stats.Drops.Add(1)
 }
 
+// kickTx asks the kernel again to send what out's TX ring holds: in copy
+// mode one sendto sends a bounded batch, and frames left on the ring would
+// otherwise wait for the next frame to that port (at the end of a burst,
+// forever). It notes a backlog that remains, so the poller does not sleep
+// long on it.
+func (p *Poller) kickTx(out *port) {
+	if _, err := out.sock.Transmit(nil); err != nil {
+		p.TxErrors.Add(1)
+		e := err
+		p.lastTxErr.Store(&e)
+	}
+	if out.sock.TxPending() > 0 {
+		p.txBacklog = true
+	}
+}
+
 // flush transmits every queued group with one kick each.
 func (p *Poller) flush() {
 	for _, out := range p.dirty {
@@ -633,6 +667,7 @@ func (p *Poller) flush() {
 // take is dropped and counted.
 func (p *Poller) transmit(out *port) {
 	n, err := out.sock.Transmit(out.txq)
+	out.kicked = true
 	if err != nil {
 		p.TxErrors.Add(1)
 		e := err // a copy: storing &err would move err to the heap on every call

@@ -258,6 +258,32 @@ func TestPollerTxRingFull(t *testing.T) {
 	r.closeAndCheck(t)
 }
 
+// TestPollerTxBacklog: frames the kernel has not taken from a TX ring are
+// kicked again in later rounds, even empty ones, and keep the poller from
+// sleeping long; once taken, the backlog is gone.
+func TestPollerTxBacklog(t *testing.T) {
+	r := newRig(t, 1024, 1, 2)
+	f := udpFrame(t, ipA, ipB, 64, 10)
+	r.inject(t, 1, f, f)
+	if got := r.p.round(); got != 2 {
+		t.Fatalf("round received %d", got)
+	}
+	if !r.p.txBacklog {
+		t.Fatal("2 frames on vif 2's TX ring after the round: no backlog noted")
+	}
+	if got := r.p.round(); got != 0 || !r.p.txBacklog {
+		t.Fatalf("empty round: received %d, backlog %v; want 0, true (the ring still holds them)", got, r.p.txBacklog)
+	}
+	if n := r.sock(2).DiscardSent(); n != 2 {
+		t.Fatalf("%d frames on the TX ring, want 2", n)
+	}
+	r.p.round()
+	if r.p.txBacklog {
+		t.Fatal("backlog after the kernel took every frame")
+	}
+	r.closeAndCheck(t)
+}
+
 func TestPollerTransmitError(t *testing.T) {
 	r := newRig(t, 1024, 1, 2)
 	boom := errors.New("sendto: boom")

@@ -210,6 +210,14 @@ func (s *Socket) Transmit(descs []afxdp.Desc) (int, error) {
 	return n, s.txErr
 }
 
+// TxPending is how many transmitted frames the test has not taken yet
+// (Sent, DiscardSent or Complete).
+func (s *Socket) TxPending() int {
+	s.u.mu.Lock()
+	defer s.u.mu.Unlock()
+	return s.tx.len()
+}
+
 // valid checks that d lies inside one chunk and holds a frame. Callers hold u.mu.
 func (s *Socket) valid(d afxdp.Desc) bool {
 	fs := uint64(s.u.frameSize)
