@@ -79,9 +79,10 @@ func NewGenerator(ifindex int, frame []byte) (*Generator, error) {
 }
 
 // Send injects n copies of the frame (n <= MaxSend) and returns how long
-// the kernel took. It blocks until all n were run through XDP_TX; copies the
-// veth could not take (peer without XDP, full ring) are dropped silently.
-// Signals are blocked on the sending thread meanwhile: an interrupted test
+// the kernel took. It blocks until all n were run through XDP_TX (AF_XDP
+// mode: until the kernel completed them all); copies the veth could not
+// take (live frames: peer without XDP, full ring) are dropped silently.
+// With live frames, signals are blocked on the sending thread meanwhile: an interrupted test
 // run cannot say how many frames it sent, and a retry would send too many.
 func (g *Generator) Send(n uint32) (time.Duration, error) {
 	if n == 0 {
@@ -89,6 +90,11 @@ func (g *Generator) Send(n uint32) (time.Duration, error) {
 	}
 	if n > MaxSend {
 		return 0, fmt.Errorf("send %d frames: more than %d", n, MaxSend)
+	}
+	if g.xsk != nil { // its socket is bound already: no namespace switch, no signals to block
+		start := time.Now()
+		err := g.xsk.send(g.frame, n)
+		return time.Since(start), err
 	}
 	var took time.Duration
 	err := withNS(g.ns, func() error {
@@ -103,13 +109,8 @@ func (g *Generator) Send(n uint32) (time.Duration, error) {
 // them, else AF_XDP).
 func (g *Generator) Mode() Mode { return g.mode }
 
-// run sends on the locked current thread.
+// run executes the live-frames test run on the locked current thread.
 func (g *Generator) run(n uint32) (time.Duration, error) {
-	if g.xsk != nil {
-		start := time.Now()
-		err := g.xsk.send(g.frame, n)
-		return time.Since(start), err
-	}
 	var all, old unix.Sigset_t
 	for i := range all.Val {
 		all.Val[i] = ^all.Val[i]
