@@ -140,21 +140,8 @@ func (a *Agent) loadPolicies() error {
 
 // portPolicy is the Compiled a port's vif gets: its entry's (matched by pod
 // namespace, name and network, and UID when both sides have one, an exact
-// UID first), pending when enforcing without one, nil otherwise. An entry
-// that isolates neither direction gives nil too: nothing to check, so the
-// pod's packets skip the flow table (pods no policy selects forward at
-// full speed on an enforcing node).
+// UID first), pending when enforcing without one, nil otherwise.
 func (a *Agent) portPolicy(p *port) *policy.Compiled {
-	c := a.portEntry(p)
-	if c != nil && !c.Isolated(policy.Ingress) && !c.Isolated(policy.Egress) {
-		return nil
-	}
-	return c
-}
-
-// portEntry is the Compiled of p's policy entry, pending or nil (see
-// portPolicy).
-func (a *Agent) portEntry(p *port) *policy.Compiled {
 	ref := p.spec.Pod
 	if ref == nil || p.spec.ID == HostPortID {
 		return nil

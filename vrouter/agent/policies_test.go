@@ -90,26 +90,6 @@ func TestPoliciesMatchAndPending(t *testing.T) {
 	}
 }
 
-// TestPoliciesNotIsolated: an entry that isolates neither direction (a pod
-// no policy selects) leaves the vif unpoliced, so its packets skip the
-// flow table; isolating it later is a policy change (a new generation).
-func TestPoliciesNotIsolated(t *testing.T) {
-	r := policyRig(t, newMemStore())
-	setPolicies(t, r, api.Policies{Enforce: true, Interfaces: []api.InterfacePolicy{
-		entryFor("a", "", policy.Set{}), entryFor("b", "", ingressOnly("web"))}})
-	s := r.cur.Load()
-	if s.Vifs[1].Policy != nil || s.Vifs[2].Policy == nil {
-		t.Fatalf("x/a not isolated: %v, x/b isolated: %v; want nil and its entry", s.Vifs[1].Policy, s.Vifs[2].Policy)
-	}
-	setPolicies(t, r, api.Policies{Enforce: true, Interfaces: []api.InterfacePolicy{
-		entryFor("a", "", ingressOnly("db")), entryFor("b", "", ingressOnly("web"))}})
-	s2 := r.cur.Load()
-	if s2.Vifs[1].Policy == nil || s2.PolicyGen == s.PolicyGen {
-		t.Fatalf("x/a isolated later: %v, generation %d -> %d; want its entry and a new generation",
-			s2.Vifs[1].Policy, s.PolicyGen, s2.PolicyGen)
-	}
-}
-
 func TestPoliciesUIDAndNetwork(t *testing.T) {
 	r := policyRig(t, newMemStore())
 	other := entryFor("b", "", ingressOnly("other-net"))
