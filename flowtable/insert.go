@@ -49,6 +49,7 @@ func (t *Table) insertLocked(pf *packed, fa *Action, hf uint32, pr *packed, ra *
 	t.slots[j].ctl.Store(cj&^stateMask | stateLive)
 	c := ci&^stateMask | stateLive
 	t.slots[i].ctl.Store(c)
+	t.fwdIn[i/blockSlots].Add(1)
 	st.inserts.Add(1)
 	return makeRef(i, c), nil
 }

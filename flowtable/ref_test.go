@@ -263,12 +263,18 @@ func (h *harness) checkAll() {
 	for _, k := range uniKeys {
 		h.checkKey(k)
 	}
-	seen := 0
+	seen, perBlock := 0, make([]int32, h.tbl.Blocks())
 	h.tbl.Flows(func(f FlowInfo) bool {
 		seen++
+		perBlock[f.Fwd.Index/blockSlots]++
 		h.checkFlow(f)
 		return true
 	})
+	for b, n := range perBlock {
+		if got := h.tbl.fwdIn[b].Load(); got != n {
+			h.t.Fatalf("block %d: counts %d forward entries, holds %d", b, got, n)
+		}
+	}
 	s := h.tbl.Stats()
 	if seen != h.m.flows || s.Flows != h.m.flows {
 		h.t.Fatalf("flows: walk %d, stats %d, model %d", seen, s.Flows, h.m.flows)

@@ -143,10 +143,13 @@ type Table struct {
 	seed  [3]uint64
 	// minTimeout lets Age skip a flow by its forward entry alone.
 	minTimeout uint32
-	live       atomic.Int64
-	aged       atomic.Uint64
-	dels       atomic.Uint64
-	ctr        [stripes]stripe
+	// fwdIn counts the live forward entries of each block of blockSlots
+	// slots, so that a sweep skips empty blocks without touching them.
+	fwdIn []atomic.Int32
+	live  atomic.Int64
+	aged  atomic.Uint64
+	dels  atomic.Uint64
+	ctr   [stripes]stripe
 }
 
 // New returns an empty table for cfg (defaults filled in).
@@ -159,7 +162,7 @@ func New(cfg Config) (*Table, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Table{cfg: cfg, n: n, slots: slots}
+	t := &Table{cfg: cfg, n: n, slots: slots, fwdIn: make([]atomic.Int32, (len(slots)+blockSlots-1)/blockSlots)}
 	runtime.AddCleanup(t, unmapSlots, slots)
 	t.minTimeout = min(cfg.IdleTimeout, cfg.ClosedTimeout)
 	for i := range t.seed {

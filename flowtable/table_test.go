@@ -206,6 +206,64 @@ func TestAging(t *testing.T) {
 	}
 }
 
+// TestAgeBlocks sweeps a table in pieces: together they age what one Age
+// would, a piece ages only its own blocks, and out-of-range pieces are
+// clamped.
+func TestAgeBlocks(t *testing.T) {
+	tbl := newTable(t, Config{Capacity: 4096, IdleTimeout: 10})
+	const flows = 2000
+	for i := range uint32(flows) {
+		mustInsert(t, tbl, tcpKey(i), 0)
+	}
+	if tbl.Blocks() < 8 {
+		t.Fatalf("%d blocks: too few to sweep in pieces", tbl.Blocks())
+	}
+	if n := tbl.AgeBlocks(11, -5, 0) + tbl.AgeBlocks(11, tbl.Blocks(), 9) + tbl.AgeBlocks(11, 3, -1); n != 0 {
+		t.Fatalf("empty or out-of-range pieces aged %d", n)
+	}
+	first := tbl.AgeBlocks(11, 0, 1)
+	tbl.Flows(func(f FlowInfo) bool {
+		if f.Fwd.Index < blockSlots {
+			t.Fatalf("flow at slot %d survived the sweep of block 0", f.Fwd.Index)
+		}
+		return true
+	})
+	rest := 0
+	for b := 1; b < tbl.Blocks(); b += 3 {
+		rest += tbl.AgeBlocks(11, b, 3)
+	}
+	if first == 0 || first+rest != flows || tbl.Len() != 0 {
+		t.Fatalf("pieces aged %d+%d of %d, %d left", first, rest, flows, tbl.Len())
+	}
+}
+
+// TestSweeper checks that pieces steps of a sweeper age the whole table,
+// and that it starts over after.
+func TestSweeper(t *testing.T) {
+	tbl := newTable(t, Config{Capacity: 4096, IdleTimeout: 10})
+	for i := range uint32(1000) {
+		mustInsert(t, tbl, tcpKey(i), 0)
+	}
+	sw := tbl.NewSweeper(5)
+	aged := sw.Step(11)
+	if aged == 0 || tbl.Len() == 0 {
+		t.Fatalf("1 of 5 steps aged %d, left %d: want part of the table", aged, tbl.Len())
+	}
+	for range 4 {
+		aged += sw.Step(11)
+	}
+	if aged != 1000 || tbl.Len() != 0 {
+		t.Fatalf("5 steps aged %d, left %d", aged, tbl.Len())
+	}
+	mustInsert(t, tbl, tcpKey(1), 20)
+	for range 5 {
+		aged += sw.Step(31)
+	}
+	if tbl.Len() != 0 {
+		t.Fatal("the second round of steps missed a flow")
+	}
+}
+
 // TestAgingWraps checks tick comparisons across the uint32 wrap and that a
 // poller's tick ahead of the sweeper's does not age a flow.
 func TestAgingWraps(t *testing.T) {

@@ -124,16 +124,22 @@ func reservePorts(ports string) error {
 	return nil
 }
 
-// ageFlows removes idle flows once a second until ctx is done.
+// agePieces is how many steps one sweep of the flow table takes (see
+// flowtable.Sweeper): xvrd's goroutines share the pollers' CPUs.
+const agePieces = 64
+
+// ageFlows removes idle flows, sweeping the table once a second in
+// agePieces steps, until ctx is done.
 func ageFlows(ctx context.Context, flows *flowtable.Table) {
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(time.Second / agePieces)
 	defer t.Stop()
+	sw := flows.NewSweeper(agePieces)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			flows.Age(uint32(now.Unix()))
+			sw.Step(uint32(now.Unix()))
 		}
 	}
 }
