@@ -1,6 +1,7 @@
 package hostif
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"strings"
@@ -56,4 +57,39 @@ func TestMasqueradeRules(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("rules:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+}
+
+// TestMasqueradeMemo: an unchanged masquerade state is not checked again
+// within MasqueradeRecheck (each check forks iptables); a new prefix, a
+// switch to off and a failed check are.
+func TestMasqueradeMemo(t *testing.T) {
+	calls, fail := 0, false
+	iptablesRun = func(args ...string) error {
+		calls++
+		if fail {
+			return errors.New("iptables: lock held")
+		}
+		return nil
+	}
+	defer func() { iptablesRun = iptables; forgetMasquerade() }()
+	p1, p2 := netip.MustParsePrefix("198.18.104.0/22"), netip.MustParsePrefix("198.18.108.0/22")
+	step := func(name string, f func() error, wantCalls bool, wantErr bool) {
+		t.Helper()
+		before := calls
+		err := f()
+		if (err != nil) != wantErr || (calls > before) != wantCalls {
+			t.Fatalf("%s: err %v, %d iptables calls (want calls %v, error %v)", name, err, calls-before, wantCalls, wantErr)
+		}
+	}
+	step("first", func() error { return ensureMasquerade("xvr-host", p1) }, true, false)
+	step("unchanged", func() error { return ensureMasquerade("xvr-host", p1) }, false, false)
+	step("new prefix", func() error { return ensureMasquerade("xvr-host", p2) }, true, false)
+	step("off", removeMasquerade, true, false)
+	fail = true
+	step("on, failing", func() error { return ensureMasquerade("xvr-host", p2) }, true, true)
+	step("on, failed before", func() error { return ensureMasquerade("xvr-host", p2) }, true, true)
+	fail = false
+	step("on", func() error { return ensureMasquerade("xvr-host", p2) }, true, false)
+	masqMemo.at = masqMemo.at.Add(-MasqueradeRecheck)
+	step("after the recheck period", func() error { return ensureMasquerade("xvr-host", p2) }, true, false)
 }
