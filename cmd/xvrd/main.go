@@ -48,31 +48,32 @@ const idleTimeout = 60 * time.Second
 var version = "dev"
 
 type options struct {
-	socket    string
-	db        string
-	pollers   int
-	mac       string
-	cluster   string
-	frames    int
-	umems     int
-	fill      int
-	reconcile time.Duration
-	debug     bool
-	defCIDR   string
-	fabricIf  string
-	nodeIP    string
-	encap     string
-	flows     int
-	snatGW    string
-	svcCIDR   string
-	metrics   string
-	kubecfg   string
-	inCluster bool
-	nodeName  string
-	hostIf    string
-	hostPeer  string
-	hostMasq  bool
-	uninstall bool
+	socket     string
+	db         string
+	pollers    int
+	mac        string
+	cluster    string
+	frames     int
+	umems      int
+	fill       int
+	pollerCPUs string
+	reconcile  time.Duration
+	debug      bool
+	defCIDR    string
+	fabricIf   string
+	nodeIP     string
+	encap      string
+	flows      int
+	snatGW     string
+	svcCIDR    string
+	metrics    string
+	kubecfg    string
+	inCluster  bool
+	nodeName   string
+	hostIf     string
+	hostPeer   string
+	hostMasq   bool
+	uninstall  bool
 }
 
 func main() {
@@ -80,6 +81,7 @@ func main() {
 	flag.StringVar(&o.socket, "socket", api.DefaultSocket, "unix socket of the local API")
 	flag.StringVar(&o.db, "db", "/var/lib/xvr/xvrd.db", "state store (bbolt)")
 	flag.IntVar(&o.pollers, "pollers", 1, "forwarding threads; poller i serves queue i of every port")
+	flag.StringVar(&o.pollerCPUs, "poller-cpus", "", "CPUs for the pollers (a list as taskset -c takes: poller i runs on the i-th, round robin); xvrd's other threads keep off them; empty: the scheduler places every thread")
 	flag.StringVar(&o.mac, "mac", "02:78:76:72:00:01", "the vRouter's MAC (gateway ARP answer, source of forwarded frames)")
 	flag.StringVar(&o.cluster, "cluster", "k8s", "cluster name used in Contrail VN names")
 	flag.IntVar(&o.frames, "frames", 8192, "frames (2 KiB each) per UMEM; a UMEM serves frames/(2*fill) sockets")
@@ -134,6 +136,10 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	if o.fill < 64 || o.fill > 2048 || o.frames < 2*o.fill {
 		return fmt.Errorf("-fill %d must be 64..2048 and at most half of -frames %d", o.fill, o.frames)
 	}
+	cpus, err := placeThreads(o, log)
+	if err != nil {
+		return err
+	}
 	svcNets, err := parseServiceCIDRs(o.svcCIDR)
 	if err != nil {
 		return err
@@ -177,6 +183,9 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 			return fmt.Errorf("starting poller %d: %w", i, err)
 		}
 		p.MaxUmems, p.FillTarget = o.umems, o.fill
+		if len(cpus) > 0 {
+			p.CPUs = []int{cpus[i%len(cpus)]}
+		}
 		pollers[i], busy[i] = p, p
 		wg.Add(1)
 		running.Add(1)

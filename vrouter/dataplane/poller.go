@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/xvr-project/xvr/internal/cpuset"
 	"github.com/xvr-project/xvr/vrouter/afxdp"
 )
 
@@ -182,6 +183,9 @@ type Poller struct {
 	// MaxUmems bounds the UMEMs a poller made by NewPoller creates as ports
 	// come (DefaultMaxUmems).
 	MaxUmems int
+	// CPUs, when set, are the only CPUs Run's thread may run on (xvrd
+	// -poller-cpus); set before Run.
+	CPUs []int
 }
 
 // NewPoller makes a poller that creates AF_XDP UMEMs of cfg as its ports
@@ -467,8 +471,15 @@ func (p *Poller) Run(ctx context.Context) (err error) {
 		return errors.New("poller already ran")
 	}
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	if len(p.CPUs) == 0 {
+		defer runtime.UnlockOSThread()
+	} // else the thread stays locked and ends with Run's goroutine: no other goroutine inherits its pinning
 	defer close(p.stopped)
+	if len(p.CPUs) > 0 {
+		if err := cpuset.PinThread(cpuset.Set(p.CPUs...)); err != nil {
+			return errors.Join(err, p.close())
+		}
+	}
 	p.runStart.Store(max(p.since(time.Now()), 1))
 	defer func() { p.runEnd.Store(max(p.since(time.Now()), p.runStart.Load())) }()
 	defer func() { err = errors.Join(err, p.close()) }()

@@ -3,6 +3,8 @@ package dataplane
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
+	"github.com/xvr-project/xvr/internal/cpuset"
 	"github.com/xvr-project/xvr/vrouter/afxdp/xdptest"
 	"github.com/xvr-project/xvr/vrouter/packet"
 )
@@ -454,6 +457,47 @@ func TestPollerRun(t *testing.T) {
 		t.Fatal("second Run accepted")
 	}
 	r.checkNoLeak(t)
+}
+
+// TestPollerCPUs: a poller with CPUs runs on those alone; with a CPU the
+// machine lacks, Run fails at once and releases everything.
+func TestPollerCPUs(t *testing.T) {
+	allowed, err := cpuset.Allowed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := -1
+	for c := range 1024 {
+		if allowed.IsSet(c) {
+			last = c
+		}
+	}
+	r := newRig(t, 512, 1)
+	r.p.CPUs = []int{last}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- r.p.Run(ctx) }()
+	do(t, r.p, func() error {
+		on, err := cpuset.Allowed()
+		if err != nil {
+			return err
+		}
+		if on.Count() != 1 || !on.IsSet(last) {
+			return fmt.Errorf("the poller's thread may run on %d CPUs, want only CPU %d", on.Count(), last)
+		}
+		return nil
+	})
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+
+	bad := newRig(t, 512, 1)
+	bad.p.CPUs = []int{1023}
+	if err := bad.p.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "pinning") {
+		t.Fatalf("Run pinned to a missing CPU: %v", err)
+	}
+	bad.checkNoLeak(t)
 }
 
 func do(t *testing.T, p *Poller, fn func() error) {
