@@ -22,17 +22,10 @@ type FlowInfo struct {
 // action are consistent; a flow inserted or removed during the walk may be
 // seen or not; counters are read live.
 func (t *Table) Flows(fn func(FlowInfo) bool) {
-	for b := range t.fwdIn {
-		if t.fwdIn[b].Load() == 0 {
-			continue
-		}
-		for i := b * blockSlots; i < min((b+1)*blockSlots, len(t.slots)); i++ {
-			f, ok := t.flowAt(uint32(i))
-			if ok && !fn(f) {
-				return
-			}
-		}
-	}
+	t.eachInBlocks(0, t.Blocks(), func(i uint32) bool {
+		f, ok := t.flowAt(i)
+		return !ok || fn(f)
+	})
 }
 
 // flowAt copies the flow whose forward entry is slot i, if any.

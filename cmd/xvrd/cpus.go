@@ -19,10 +19,10 @@ import (
 func placeThreads(o options, log *slog.Logger) ([]int, error) {
 	runtime.GOMAXPROCS(max(runtime.GOMAXPROCS(0), o.pollers+1))
 	cpus, err := cpuset.Parse(o.pollerCPUs)
-	if err != nil || len(cpus) == 0 {
-		if err != nil {
-			return nil, fmt.Errorf("-poller-cpus: %w", err)
-		}
+	if err != nil {
+		return nil, fmt.Errorf("-poller-cpus: %w", err)
+	}
+	if len(cpus) == 0 {
 		return nil, nil
 	}
 	allowed, err := cpuset.Allowed()

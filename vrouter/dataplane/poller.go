@@ -471,15 +471,12 @@ func (p *Poller) Run(ctx context.Context) (err error) {
 		return errors.New("poller already ran")
 	}
 	runtime.LockOSThread()
+	defer close(p.stopped)
 	if len(p.CPUs) == 0 {
 		defer runtime.UnlockOSThread()
-	} // else the thread stays locked and ends with Run's goroutine: no other goroutine inherits its pinning
-	defer close(p.stopped)
-	if len(p.CPUs) > 0 {
-		if err := cpuset.PinThread(cpuset.Set(p.CPUs...)); err != nil {
-			return errors.Join(err, p.close())
-		}
-	}
+	} else if err := cpuset.PinThread(cpuset.Set(p.CPUs...)); err != nil {
+		return errors.Join(err, p.close())
+	} // a pinned thread stays locked and ends with Run's goroutine: no other goroutine inherits its pinning
 	p.runStart.Store(max(p.since(time.Now()), 1))
 	defer func() { p.runEnd.Store(max(p.since(time.Now()), p.runStart.Load())) }()
 	defer func() { err = errors.Join(err, p.close()) }()

@@ -267,7 +267,8 @@ func Remove(cfg Config) error {
 	} else if !isNotFound(err) {
 		errs = append(errs, fmt.Errorf("host interface: looking up %s: %w", cfg.Name, err))
 	}
-	return errors.Join(append(errs, forgetMasquerade(), deleteMasquerade())...)
+	forgetMasquerade()
+	return errors.Join(append(errs, deleteMasquerade())...)
 }
 
 func isNotFound(err error) bool {

@@ -36,23 +36,21 @@ const MasqueradeRecheck = 30 * time.Second
 // masqMemo is the masquerade state last verified, per network namespace.
 var masqMemo struct {
 	sync.Mutex
-	key string // netns inode, device, prefix ("" prefix: removed)
+	key string // netns inode and the state: "off", or device and prefix
 	at  time.Time
 }
 
 // iptablesRun is the seam to iptables (tests count calls through it).
 var iptablesRun = iptables
 
-// memoKey names the wanted state in the calling thread's network namespace.
-func memoKey(dev string, p netip.Prefix, on bool) (string, bool) {
+// memoKey names the wanted state ("off", or device and prefix) in the
+// calling thread's network namespace.
+func memoKey(want string) (string, bool) {
 	var st syscall.Stat_t
 	if err := syscall.Stat("/proc/thread-self/ns/net", &st); err != nil {
 		return "", false // no memo: check every time
 	}
-	if !on {
-		return fmt.Sprintf("%d off", st.Ino), true
-	}
-	return fmt.Sprintf("%d %s %s", st.Ino, dev, p), true
+	return fmt.Sprintf("%d %s", st.Ino, want), true
 }
 
 // memoized runs check unless the state key names was verified within
@@ -75,11 +73,10 @@ func memoized(key string, ok bool, check func() error) error {
 }
 
 // forgetMasquerade drops the memo, so that the next Configure looks again.
-func forgetMasquerade() error {
+func forgetMasquerade() {
 	masqMemo.Lock()
 	masqMemo.key = ""
 	masqMemo.Unlock()
-	return nil
 }
 
 // iptables runs iptables (waiting for the xtables lock) and returns its
@@ -111,7 +108,7 @@ func masqueradeRules(dev string, p netip.Prefix) [][]string {
 // POSTROUTING jump to it (checked at most every MasqueradeRecheck while
 // they stay the same).
 func ensureMasquerade(dev string, p netip.Prefix) error {
-	key, ok := memoKey(dev, p, true)
+	key, ok := memoKey(dev + " " + p.String())
 	return memoized(key, ok, func() error { return checkMasquerade(dev, p) })
 }
 
@@ -153,7 +150,7 @@ func checkMasquerade(dev string, p netip.Prefix) error {
 // is nothing to remove. Like ensureMasquerade it looks again only after
 // MasqueradeRecheck.
 func removeMasquerade() error {
-	key, ok := memoKey("", netip.Prefix{}, false)
+	key, ok := memoKey("off")
 	return memoized(key, ok, deleteMasquerade)
 }
 
