@@ -56,6 +56,7 @@ type options struct {
 	frames     int
 	umems      int
 	fill       int
+	fillMax    int
 	pollerCPUs string
 	reconcile  time.Duration
 	debug      bool
@@ -85,7 +86,8 @@ func main() {
 	flag.StringVar(&o.mac, "mac", "02:78:76:72:00:01", "the vRouter's MAC (gateway ARP answer, source of forwarded frames)")
 	flag.StringVar(&o.cluster, "cluster", "k8s", "cluster name used in Contrail VN names")
 	flag.IntVar(&o.frames, "frames", 8192, "frames (2 KiB each) per UMEM; a UMEM serves frames/(2*fill) sockets")
-	flag.IntVar(&o.fill, "fill", dataplane.DefaultFillTarget, "frames each socket keeps in its fill ring (deeper absorbs bursts; see docs/benchmarks.md)")
+	flag.IntVar(&o.fill, "fill", dataplane.DefaultFillTarget, "frames each socket keeps in its fill ring at least (deeper absorbs bursts; see docs/benchmarks.md)")
+	flag.IntVar(&o.fillMax, "fill-max", 0, "frames a busy socket's fill ring grows to, for 5 ms at its rate (0: 4 × -fill, at most 2048; -fill: fixed)")
 	flag.IntVar(&o.umems, "umems", dataplane.DefaultMaxUmems, "UMEMs a poller may make as ports come")
 	flag.DurationVar(&o.reconcile, "reconcile", 2*time.Second, "how often ports that are down are retried")
 	flag.BoolVar(&o.debug, "debug", false, "debug logging")
@@ -136,6 +138,9 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	if o.fill < 64 || o.fill > 2048 || o.frames < 2*o.fill {
 		return fmt.Errorf("-fill %d must be 64..2048 and at most half of -frames %d", o.fill, o.frames)
 	}
+	if o.fillMax != 0 && (o.fillMax < o.fill || o.fillMax > 2048) {
+		return fmt.Errorf("-fill-max %d must be -fill (%d)..2048, or 0", o.fillMax, o.fill)
+	}
 	cpus, err := placeThreads(o, log)
 	if err != nil {
 		return err
@@ -182,7 +187,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 		if err != nil {
 			return fmt.Errorf("starting poller %d: %w", i, err)
 		}
-		p.MaxUmems, p.FillTarget = o.umems, o.fill
+		p.MaxUmems, p.FillTarget, p.FillMax = o.umems, o.fill, o.fillMax
 		if len(cpus) > 0 {
 			p.CPUs = []int{cpus[i%len(cpus)]}
 		}

@@ -108,6 +108,7 @@ type group struct {
 	open    openFunc
 	frames  int
 	sockets int
+	filling int // the fill targets of its sockets, summed (adaptFill's scratch)
 }
 
 // groupOf wraps a fresh UMEM.
@@ -133,6 +134,8 @@ type port struct {
 	txq     []afxdp.Desc
 	pending bool // txq has frames and the port is on the dirty list
 	kicked  bool // transmit ran this round
+	fill    int  // the socket's fill target (adaptFill)
+	recv    int  // frames received since adaptFill last ran
 }
 
 // Poller runs the pipeline over the sockets of one UMEM on one OS thread.
@@ -178,8 +181,13 @@ type Poller struct {
 	SpinRounds int
 	FixedSpin  bool
 	// FillTarget is how many frames each socket keeps in its fill ring
-	// (DefaultFillTarget); change it only before the first AddPort.
+	// (DefaultFillTarget) at least; change it only before the first AddPort.
 	FillTarget int
+	// FillMax is the most a busy socket's fill target grows to (see
+	// adaptFill); 0 is 4 × FillTarget, FillTarget keeps every target fixed.
+	// Set before Run.
+	FillMax   int
+	fillStart int64 // when adaptFill last ran, on the since clock
 	// MaxUmems bounds the UMEMs a poller made by NewPoller creates as ports
 	// come (DefaultMaxUmems).
 	MaxUmems int
@@ -332,7 +340,7 @@ func (p *Poller) AddPortWith(vif uint32, ifindex, queue int, stats *VifStats, bi
 		return errors.Join(err, p.release(g))
 	}
 	pt := &port{vif: vif, ifindex: ifindex, queue: queue, sock: s, g: g, bind: bind, stats: stats,
-		txq: make([]afxdp.Desc, 0, BatchSize*4)}
+		txq: make([]afxdp.Desc, 0, BatchSize*4), fill: p.FillTarget}
 	for int(vif) >= len(p.byVif) {
 		p.byVif = append(p.byVif, nil)
 	}
@@ -565,6 +573,7 @@ func (p *Poller) round() int {
 			continue
 		}
 		total += n
+		pt.recv += n
 		var bytes uint64
 		for _, d := range p.rx[:n] {
 			bytes += uint64(d.Len)
@@ -590,6 +599,7 @@ func (p *Poller) round() int {
 	if total > 0 {
 		p.busyNs.Add(int64(time.Since(start)))
 	}
+	p.adaptFill(p.since(start))
 	return total
 }
 

@@ -270,6 +270,13 @@ func (s *Socket) SetFillTarget(n int) {
 	s.fillTarget = max(1, min(n, RingSize))
 }
 
+// FillTarget returns how many frames Fill keeps lent.
+func (s *Socket) FillTarget() int {
+	s.u.mu.Lock()
+	defer s.u.mu.Unlock()
+	return s.fillTarget
+}
+
 // Lent returns how many frames the socket holds (fill, RX, TX and
 // completion queues together).
 func (s *Socket) Lent() int {

@@ -1,0 +1,78 @@
+package dataplane
+
+import "time"
+
+// A socket's fill ring must hold every frame that arrives while its poller
+// is off the CPU: at 400 kpps a 3 ms stall (the kernel's own work on the
+// forwarding CPU) needs 1200 frames, three times the 512 a socket keeps by
+// default. Lending that many to every socket would tie up the UMEM in
+// sockets that receive nothing, so a poller deepens only the fill rings of
+// the sockets that are busy: every fillWindow it gives each socket enough
+// frames for fillCover at the rate it received in the last window, at least
+// FillTarget and at most FillMax, within fillShare of its UMEM's frames.
+const (
+	fillWindow = 10 * time.Millisecond
+	fillCover  = 5 * time.Millisecond
+	// fillBoost is FillMax's default, as a multiple of FillTarget.
+	fillBoost = 4
+	// maxFill is the fill ring's size in NewPoller's UMEMs (afxdp's
+	// default) and in xdptest's: no target exceeds it.
+	maxFill = 2048
+)
+
+// fillShare is the part of a UMEM's frames its sockets' fill targets may
+// add up to (as a fraction fillShare/4): the rest is for frames in flight.
+// A UMEM admits sockets at FillTarget up to half its frames (groupFor), so
+// growth can always take a quarter more.
+const fillShare = 3
+
+// nextFill returns a socket's fill target for the next window: enough for
+// fillCover at the rate of recv frames in elapsed, clamped to base..most.
+// It grows at once and shrinks by a quarter per window, so a socket whose
+// traffic pauses for a few windows keeps most of its depth.
+func nextFill(cur, recv int, elapsed time.Duration, base, most int) int {
+	if elapsed <= 0 {
+		return cur
+	}
+	want := int(int64(recv) * int64(fillCover) / int64(elapsed))
+	want = min(max(want, base), most)
+	if want >= cur {
+		return want
+	}
+	return max(want, cur-cur/4)
+}
+
+// adaptFill re-sizes the fill targets of every socket once fillWindow has
+// passed since the last time (now is on the poller's clock, see since).
+// It runs between rounds and allocates nothing.
+func (p *Poller) adaptFill(now int64) {
+	elapsed := time.Duration(now - p.fillStart)
+	if elapsed < fillWindow {
+		return
+	}
+	p.fillStart = now
+	base, most := p.FillTarget, p.FillMax
+	if most == 0 {
+		most = fillBoost * base
+	}
+	most = min(max(most, base), maxFill)
+	for _, g := range p.groups {
+		g.filling = 0
+	}
+	for _, pt := range p.ports {
+		pt.g.filling += pt.fill
+	}
+	for _, pt := range p.ports {
+		next := nextFill(pt.fill, pt.recv, elapsed, base, most)
+		if room := pt.g.frames*fillShare/4 - pt.g.filling; next > pt.fill {
+			next = max(pt.fill, min(next, pt.fill+room))
+		}
+		pt.recv = 0
+		if next == pt.fill {
+			continue
+		}
+		pt.g.filling += next - pt.fill
+		pt.fill = next
+		pt.sock.SetFillTarget(next)
+	}
+}

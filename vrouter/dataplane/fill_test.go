@@ -1,0 +1,95 @@
+package dataplane
+
+import (
+	"testing"
+	"time"
+)
+
+func TestNextFill(t *testing.T) {
+	for _, c := range []struct {
+		name             string
+		cur, recv        int
+		elapsed          time.Duration
+		base, most, want int
+	}{
+		{"idle stays at base", 512, 0, fillWindow, 512, 2048, 512},
+		{"slow socket stays at base", 512, 500, fillWindow, 512, 2048, 512},
+		{"400 kpps covers 5 ms", 512, 4000, fillWindow, 512, 2048, 2000},
+		{"overload clamps to most", 512, 100000, fillWindow, 512, 2048, 2048},
+		{"a long window is a low rate", 2048, 4000, 100 * time.Millisecond, 512, 2048, 1536},
+		{"shrinks by a quarter", 2048, 0, fillWindow, 512, 2048, 1536},
+		{"shrinks no lower than wanted", 2048, 3600, fillWindow, 512, 2048, 1800},
+		{"never below base", 600, 0, fillWindow, 512, 2048, 512},
+		{"fixed when most is base", 512, 100000, fillWindow, 512, 512, 512},
+		{"no time passed", 700, 100, 0, 512, 2048, 700},
+	} {
+		if got := nextFill(c.cur, c.recv, c.elapsed, c.base, c.most); got != c.want {
+			t.Errorf("%s: nextFill(%d, %d, %v, %d, %d) = %d, want %d", c.name, c.cur, c.recv, c.elapsed, c.base, c.most, got, c.want)
+		}
+	}
+}
+
+// pump passes n frames from vif 1 to vif 2 through the poller, a fill
+// target's worth per round, and drains vif 2's TX queue.
+func (r *rig) pump(t *testing.T, n int) {
+	t.Helper()
+	f := udpFrame(t, ipA, ipB, 64, 10)
+	for n > 0 {
+		k := min(n, r.sock(1).FillTarget(), BatchSize)
+		for i := 0; i < k; i++ {
+			if !r.sock(1).Inject(f) {
+				t.Fatalf("inject: no room after %d of %d", i, k)
+			}
+		}
+		if got := r.p.round(); got != k {
+			t.Fatalf("round received %d frames, want %d", got, k)
+		}
+		r.sock(2).Sent()
+		n -= k
+	}
+}
+
+// window makes the next round end a fill window of about fillWindow.
+func (r *rig) window() {
+	r.p.fillStart = r.p.since(time.Now()) - int64(fillWindow)
+	r.p.round()
+}
+
+func TestPollerAdaptsFill(t *testing.T) {
+	r := newRig(t, 4096, 1, 2) // FillTarget 64, so FillMax 256
+	r.window()
+	r.pump(t, 1024) // ~100 kpps over the window: wants ~512
+	r.window()
+	if got := r.sock(1).FillTarget(); got != 256 {
+		t.Errorf("busy socket's fill target %d, want FillMax 256", got)
+	}
+	if got := r.sock(2).FillTarget(); got != 64 {
+		t.Errorf("idle socket's fill target %d, want FillTarget 64", got)
+	}
+	r.checkConserved(t, 1, 2)
+	r.window()
+	if got := r.sock(1).FillTarget(); got != 192 {
+		t.Errorf("after an idle window the fill target is %d, want 192", got)
+	}
+	for i := 0; i < 10; i++ {
+		r.window()
+	}
+	if got := r.sock(1).FillTarget(); got != 64 {
+		t.Errorf("after idle windows the fill target is %d, want 64", got)
+	}
+	r.closeAndCheck(t)
+}
+
+func TestPollerFillWithinUmem(t *testing.T) {
+	r := newRig(t, 512, 1, 2) // 3/4 of 512 is 384: vif 2 keeps 64, vif 1 may reach 320
+	r.p.FillMax = 2048
+	r.window()
+	r.pump(t, 4096)
+	r.window()
+	if got := r.sock(1).FillTarget(); got != 320 {
+		t.Errorf("fill target %d, want 320 (the UMEM's share less vif 2's 64)", got)
+	}
+	r.pump(t, 1024) // frames still flow with the UMEM's fill share lent
+	r.checkConserved(t, 1, 2)
+	r.closeAndCheck(t)
+}
