@@ -247,3 +247,34 @@ func BenchmarkGenerator(b *testing.B) {
 		b.Errorf("sink missed %d of %d frames", lost, sent)
 	}
 }
+
+// TestSendPaced: a paced send delivers exactly n frames, and at about the
+// rate asked (it takes about n/rate).
+func TestSendPaced(t *testing.T) {
+	p := newPair(t, gen.Frame64(srcMAC, dstMAC, srcIP, dstIP))
+	if !p.gen.Paces() {
+		t.Skipf("generator is %s: this kernel refuses XDP live frames, which paced sends need", p.gen.Mode())
+	}
+	for _, rate := range []float64{100e3, 1e6} {
+		const n = 50_000
+		c0 := count(t, p.sink)
+		sent, took, err := p.gen.SendPaced(rate, n, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sent != n {
+			t.Fatalf("rate %.0f: sent %d of %d", rate, sent, n)
+		}
+		if got := count(t, p.sink) - c0; got != n {
+			t.Fatalf("rate %.0f: sink counted %d of %d", rate, got, n)
+		}
+		want := time.Duration(float64(n) / rate * float64(time.Second))
+		if took < want*9/10 || took > want*2 {
+			t.Errorf("rate %.0f: %d frames took %v, want about %v", rate, n, took, want)
+		}
+		t.Logf("rate %.0f: %d frames in %v (%.0f/s)", rate, sent, took, float64(sent)/took.Seconds())
+	}
+	if _, _, err := p.gen.SendPaced(0, 10, time.Second); err == nil {
+		t.Error("SendPaced at rate 0 succeeded")
+	}
+}

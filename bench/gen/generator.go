@@ -37,14 +37,26 @@ type Generator struct {
 	mode  Mode
 	xsk   *xskTx // ModeAFXDP
 	prog  *ebpf.Program
+	pace  *pacer // SendPaced's, made on first use
 	ns    netns.NsHandle
 	frame []byte
 	ctx   xdpMd
 }
 
 // NewGenerator prepares to transmit frame out of the interface ifindex of
-// the calling thread's network namespace, which it remembers.
+// the calling thread's network namespace, which it remembers, with live
+// frames where the kernel runs them, else AF_XDP.
 func NewGenerator(ifindex int, frame []byte) (*Generator, error) {
+	if LiveFramesErr() != nil {
+		return NewGeneratorMode(ifindex, frame, ModeAFXDP)
+	}
+	return NewGeneratorMode(ifindex, frame, ModeLiveFrames)
+}
+
+// NewGeneratorMode is NewGenerator with the mode chosen by the caller:
+// AF_XDP paces finely (no fixed cost per Send) where live frames are
+// faster but cost ~20 ms per Send.
+func NewGeneratorMode(ifindex int, frame []byte, mode Mode) (*Generator, error) {
 	if ifindex <= 0 {
 		return nil, fmt.Errorf("bad ifindex %d", ifindex)
 	}
@@ -55,13 +67,22 @@ func NewGenerator(ifindex int, frame []byte) (*Generator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("get current netns: %w", err)
 	}
-	if LiveFramesErr() != nil {
+	switch mode {
+	case ModeLiveFrames:
+		if err := LiveFramesErr(); err != nil {
+			ns.Close()
+			return nil, err
+		}
+	case ModeAFXDP:
 		x, err := openXskTx(ns.UniqueId(), ifindex)
 		if err != nil {
 			ns.Close()
 			return nil, err
 		}
 		return &Generator{mode: ModeAFXDP, xsk: x, ns: ns, frame: append([]byte(nil), frame...)}, nil
+	default:
+		ns.Close()
+		return nil, fmt.Errorf("unknown generator mode %q", mode)
 	}
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
 		Name:         "xvr_gen_tx",
@@ -99,7 +120,7 @@ func (g *Generator) Send(n uint32) (time.Duration, error) {
 	var took time.Duration
 	err := withNS(g.ns, func() error {
 		var err error
-		took, err = g.run(n)
+		took, err = g.run(g.prog, n)
 		return err
 	})
 	return took, err
@@ -109,8 +130,9 @@ func (g *Generator) Send(n uint32) (time.Duration, error) {
 // them, else AF_XDP).
 func (g *Generator) Mode() Mode { return g.mode }
 
-// run executes the live-frames test run on the locked current thread.
-func (g *Generator) run(n uint32) (time.Duration, error) {
+// run executes prog's live-frames test run of n iterations on the locked
+// current thread.
+func (g *Generator) run(prog *ebpf.Program, n uint32) (time.Duration, error) {
 	var all, old unix.Sigset_t
 	for i := range all.Val {
 		all.Val[i] = ^all.Val[i]
@@ -119,7 +141,7 @@ func (g *Generator) run(n uint32) (time.Duration, error) {
 		return 0, fmt.Errorf("block signals: %w", err)
 	}
 	start := time.Now()
-	_, err := g.prog.Run(&ebpf.RunOptions{
+	_, err := prog.Run(&ebpf.RunOptions{
 		Data:      g.frame,
 		Repeat:    n,
 		Flags:     unix.BPF_F_TEST_XDP_LIVE_FRAMES,
@@ -143,6 +165,9 @@ func (g *Generator) Close() error {
 		err = g.xsk.close()
 	} else {
 		err = g.prog.Close()
+	}
+	if g.pace != nil {
+		err = errors.Join(err, g.pace.prog.Close(), g.pace.state.Close())
 	}
 	if cerr := g.ns.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("close netns handle: %w", cerr)

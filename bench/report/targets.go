@@ -5,18 +5,21 @@ import (
 	"fmt"
 )
 
-// Goal is one of the benchmark issue's targets: Datapath at least Want
-// times Peer at the same frame size.
+// Goal is one of the benchmark issue's targets: Datapath's zero-loss rate
+// at least ZeroLoss times Peer's at the same frame size, and its rate
+// delivered under overload at least Overload times Peer's (0: no target
+// for that figure).
 type Goal struct {
-	Datapath, Peer string
-	Want           float64
+	Datapath, Peer     string
+	ZeroLoss, Overload float64
 }
 
-// Goals are the targets the report checks: same-node xvr against Linux
-// routing and OVS AF_XDP (2×), xvr across nodes against kernel VXLAN (3×).
+// Goals are the targets the report checks (issue 14): same node, xvr's
+// zero-loss rate 2× OVS AF_XDP's and 3× Linux routing's, under overload
+// 1.5× OVS's; across nodes every encapsulation 2× kernel VXLAN on both.
 var Goals = []Goal{
-	{"xvr", "linux-routing", 2}, {"xvr", "ovs-afxdp", 2},
-	{"xvr-mplsoudp", "kernel-vxlan", 3}, {"xvr-vxlan", "kernel-vxlan", 3}, {"xvr-fabric", "kernel-vxlan", 3},
+	{"xvr", "ovs-afxdp", 2, 1.5}, {"xvr", "linux-routing", 3, 0},
+	{"xvr-mplsoudp", "kernel-vxlan", 2, 2}, {"xvr-vxlan", "kernel-vxlan", 2, 2}, {"xvr-fabric", "kernel-vxlan", 2, 2},
 }
 
 // Standing is how one datapath compares with a peer at one frame size in
@@ -30,8 +33,8 @@ type Standing struct {
 	Overload float64 `json:"overload"`
 }
 
-// Met reports whether both ratios reach Want.
-func (s Standing) Met() bool { return s.ZeroLoss >= s.Want && s.Overload >= s.Want }
+// Met reports whether both ratios reach their targets.
+func (s Standing) Met() bool { return s.ZeroLoss >= s.Goal.ZeroLoss && s.Overload >= s.Goal.Overload }
 
 // Standings compares every goal's datapath with its peer at each frame size
 // both measured in this run.
@@ -62,6 +65,15 @@ func (r *Report) Standings(goals []Goal) []Standing {
 	return out
 }
 
+// wants says the goal's targets, "zero-loss ≥ 2×, overload ≥ 1.5×".
+func (g Goal) wants() string {
+	s := fmt.Sprintf("zero-loss ≥ %g×", g.ZeroLoss)
+	if g.Overload > 0 {
+		s += fmt.Sprintf(", overload ≥ %g×", g.Overload)
+	}
+	return s
+}
+
 func div(a, b float64) float64 {
 	if a <= 0 || b <= 0 {
 		return 0
@@ -82,7 +94,7 @@ func (r *Report) mdStandings(b *bufio.Writer) {
 		if s.Met() {
 			met = "yes"
 		}
-		fmt.Fprintf(b, "| %s ≥ %g× %s | %s | %s | %s | %s |\n", s.Datapath, s.Want, s.Peer, s.Size,
+		fmt.Fprintf(b, "| %s vs %s: %s | %s | %s | %s | %s |\n", s.Datapath, s.Peer, s.Goal.wants(), s.Size,
 			ratio(s.ZeroLoss), ratio(s.Overload), met)
 	}
 	b.WriteString("\n")

@@ -5,17 +5,13 @@ import (
 	"time"
 )
 
-// Slice is the pacer's time slice for a generator with a large fixed cost
-// per send: at rate r it sends bursts of about r*Slice frames, one per
-// slice, and sleeps in between. It is coarse because one live-frames test
-// run costs about 20 ms of fixed set-up and tear-down on kernel 6.18 (an
-// RCU grace period, not CPU time), so shorter slices could not be kept.
-const Slice = 25 * time.Millisecond
-
-// FineSlice is the slice for a generator whose sends cost little more
-// than their frames (AF_XDP TX): bursts 25 times smaller than Slice's, so
-// that a datapath's zero-loss rate is not bound by how deep its rings
-// absorb a burst.
+// FineSlice is the pacer's time slice for a generator whose sends cost
+// little more than their frames (AF_XDP TX): at rate r it sends bursts of
+// about r*FineSlice frames, one per slice, and sleeps in between, so that a
+// datapath's zero-loss rate is not bound by how deep its rings absorb a
+// burst. A live-frames test run costs about 20 ms of fixed set-up and
+// tear-down on kernel 6.18 (an RCU grace period, not CPU time): paced, it
+// could keep no slice under ~25 ms, bursts 25 times larger.
 const FineSlice = time.Millisecond
 
 // Burst is the burst size Pace uses at rate with slice (at least 1).
@@ -30,9 +26,8 @@ const maxChunk = 1 << 16
 type SendFunc func(n uint64) (uint64, error)
 
 // Pace offers total frames through send at rate frames/s (+Inf or 0:
-// unpaced, as fast as send goes), one burst per slice (Slice or
-// FineSlice), and stops early after limit. It returns
-// the frames sent and the time from the first send until the last returned.
+// unpaced, as fast as send goes), one burst per slice (FineSlice for an
+// AF_XDP generator), and stops early after limit. It returns the frames sent and the time from the first send until the last returned.
 //
 // The generator has no rate control of its own, so pacing is by bursts:
 // every slice the frames due since the start (rate x elapsed, minus those

@@ -110,7 +110,7 @@ func TestPaceRate(t *testing.T) {
 	var got uint64
 	send := func(n uint64) (uint64, error) { got += n; return n, nil }
 	const rate, total = 200e3, 40_000 // 0.2 s
-	for _, slice := range []time.Duration{Slice, FineSlice} {
+	for _, slice := range []time.Duration{25 * time.Millisecond, FineSlice} {
 		got = 0
 		var biggest uint64
 		sent, took, err := Pace(rate, total, time.Second, slice, func(n uint64) (uint64, error) {
@@ -131,13 +131,13 @@ func TestPaceRate(t *testing.T) {
 
 func TestPaceLimitAndUnlimited(t *testing.T) {
 	slow := func(n uint64) (uint64, error) { time.Sleep(time.Millisecond); return min(n, 10), nil }
-	sent, took, err := Pace(1e9, 1e12, 50*time.Millisecond, Slice, slow)
+	sent, took, err := Pace(1e9, 1e12, 50*time.Millisecond, FineSlice, slow)
 	if err != nil || took > 500*time.Millisecond || sent == 0 {
 		t.Fatalf("limit: sent %d in %v, %v", sent, took, err)
 	}
 	var calls int
 	fast := func(n uint64) (uint64, error) { calls++; return n, nil }
-	sent, _, err = Pace(math.Inf(1), 3*maxChunk+5, time.Second, Slice, fast)
+	sent, _, err = Pace(math.Inf(1), 3*maxChunk+5, time.Second, FineSlice, fast)
 	if err != nil || sent != 3*maxChunk+5 || calls != 4 {
 		t.Fatalf("unlimited: sent %d in %d calls, %v", sent, calls, err)
 	}

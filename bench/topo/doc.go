@@ -23,8 +23,10 @@
 //     UMEM and needs no restore.
 //   - xvrd is started by this package (taskset, ip netns exec, exec chain, so
 //     the pid is xvrd's) in its own process group and killed by that pid.
-//     Across nodes there are two xvrds, both under the one forwarder CPU;
-//     Topology.ForwarderCPU sums their CPU time.
+//     Its pollers are pinned to the forwarder CPU (-poller-cpus), the rest
+//     of it runs on the other CPUs. Across nodes there are two xvrds, both
+//     polling on the one forwarder CPU; Topology.ForwarderCPU sums their
+//     CPU time.
 //   - OVS (ovsdb-server, ovs-vswitchd) is started the same way, with its
 //     own database, sockets and logs in a temporary directory (OVS_RUNDIR
 //     and friends point there, and every ovs-* command names its socket),

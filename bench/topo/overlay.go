@@ -65,7 +65,7 @@ func overlayEncap(k Kind) string {
 func (t *Topology) buildOverlay(o Options) error {
 	encap := overlayEncap(t.Kind)
 	t.Notes = "two node netns joined by a veth fabric (MTU 1600, static neighbours), an xvrd on each " +
-		"(1 poller, AF_XDP copy mode, both under one taskset CPU), "
+		"(1 poller, AF_XDP copy mode, both pollers on the one forwarder CPU), "
 	if encap != "" {
 		t.Notes += "/32 tunnel routes, -encap " + encap
 	} else {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -15,12 +16,19 @@ import (
 )
 
 // Source is one generator per frame size on A's eth0, sending UDP frames
-// from A to B's SinkPort addressed to DstMAC. Not safe for concurrent use.
+// from A to B's SinkPort addressed to DstMAC, and where the kernel runs
+// live frames a second, AF_XDP one per size for paced sends: live frames
+// are the faster (unpaced trials) but cost ~20 ms per send, so paced by
+// them a trial is bursts of 25 ms of frames; AF_XDP sends cost no more
+// than their frames and pace in rfc2544.FineSlice. Not safe for
+// concurrent use.
 type Source struct {
-	Sizes []int
-	gens  []*gen.Generator
-	prog  *ebpf.Program
-	link  link.Link
+	Sizes    []int
+	gens     []*gen.Generator
+	paced    []*gen.Generator // gens itself when they are AF_XDP (ownPaced false)
+	ownPaced bool
+	prog     *ebpf.Program
+	link     link.Link
 }
 
 // NewSource prepares generators for sizes (each MinUDPFrameLen..MaxFrameLen,
@@ -59,6 +67,18 @@ func (s *Source) open(t *Topology, frames [][]byte) error {
 				return err
 			}
 			s.gens = append(s.gens, g)
+		}
+		if gen.LiveFramesErr() != nil {
+			s.paced = s.gens
+			return nil
+		}
+		s.ownPaced = true
+		for _, f := range frames {
+			g, err := gen.NewGeneratorMode(ifi.Index, f, gen.ModeAFXDP)
+			if err != nil {
+				return err
+			}
+			s.paced = append(s.paced, g)
 		}
 		return nil
 	})
@@ -138,12 +158,39 @@ func storeHeader(hdr []byte) asm.Instructions {
 	return insns
 }
 
-// Send injects n frames of Sizes[i].
+// Send injects n frames of Sizes[i] as fast as it can.
 func (s *Source) Send(i int, n uint32) error {
+	return send(s.gens, i, n)
+}
+
+// SendPaced injects n frames of Sizes[i] with the generator that paces
+// finely (see Source).
+func (s *Source) SendPaced(i int, n uint32) error {
+	return send(s.paced, i, n)
+}
+
+// PacedApart reports whether SendPaced uses other generators than Send
+// (live frames for Send, AF_XDP for SendPaced).
+func (s *Source) PacedApart() bool { return s.ownPaced }
+
+// Paces reports whether Pace can space frames of one size in the kernel
+// (live frames, gen.Generator.SendPaced).
+func (s *Source) Paces() bool { return len(s.gens) > 0 && s.gens[0].Paces() }
+
+// Pace sends n frames of Sizes[i] at rate frames/s spaced in the kernel,
+// stopping after limit; see gen.Generator.SendPaced.
+func (s *Source) Pace(i int, rate float64, n uint64, limit time.Duration) (uint64, time.Duration, error) {
 	if i < 0 || i >= len(s.gens) {
+		return 0, 0, fmt.Errorf("no generator %d", i)
+	}
+	return s.gens[i].SendPaced(rate, n, limit)
+}
+
+func send(gens []*gen.Generator, i int, n uint32) error {
+	if i < 0 || i >= len(gens) {
 		return fmt.Errorf("no generator %d", i)
 	}
-	_, err := s.gens[i].Send(n)
+	_, err := gens[i].Send(n)
 	return err
 }
 
@@ -152,6 +199,11 @@ func (s *Source) Close() error {
 	var errs []error
 	for _, g := range s.gens {
 		errs = append(errs, g.Close())
+	}
+	if s.ownPaced {
+		for _, g := range s.paced {
+			errs = append(errs, g.Close())
+		}
 	}
 	if s.link != nil {
 		errs = append(errs, s.link.Close())

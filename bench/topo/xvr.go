@@ -87,9 +87,10 @@ func (t *Topology) xvrPod(x *Xvrd, node *NS, ip string, mac net.HardwareAddr, ne
 	return p, err
 }
 
-// startXvrd runs xvrd in ns with extra flags (under taskset when
-// o.ForwarderCPU >= 0) and waits for its API; u gets its stop and the
-// removal of its directory.
+// startXvrd runs xvrd in ns with extra flags and waits for its API; u gets
+// its stop and the removal of its directory. When o.ForwarderCPU >= 0 its
+// pollers are pinned there (-poller-cpus) and, as OVS's daemons beside
+// their PMD thread, its control plane runs on the other CPUs.
 func startXvrd(ns *NS, o Options, u *undo, extra ...string) (*Xvrd, error) {
 	dir, err := os.MkdirTemp("", "xvr-bench-")
 	if err != nil {
@@ -101,7 +102,7 @@ func startXvrd(ns *NS, o Options, u *undo, extra ...string) (*Xvrd, error) {
 		"-db", filepath.Join(dir, "xvrd.db"), "-reconcile", "500ms")...)
 	argv = append(append(argv, extra...), o.XvrdArgs...)
 	if o.ForwarderCPU >= 0 {
-		argv = append([]string{"taskset", "-c", strconv.Itoa(o.ForwarderCPU)}, argv...)
+		argv = onAllCPUs(append(argv, "-poller-cpus", strconv.Itoa(o.ForwarderCPU))...)
 	}
 	if x.daemon, err = startDaemon("xvrd", argv, nil, filepath.Join(dir, "xvrd.log"), o.Log); err != nil {
 		return nil, err

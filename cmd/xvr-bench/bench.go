@@ -61,27 +61,17 @@ func pinning(c *config, rep *report.Report, p progress) int {
 		return -1
 	}
 	rep.Pinning = fmt.Sprintf("generator (xvr-bench, all threads) on CPU %d; forwarder on CPU %d "+
-		"(xvrd under taskset; kernel datapaths: RPS of the ingress host veth; OVS: its PMD thread by pmd-cpu-mask, "+
+		"(xvrd: its pollers by -poller-cpus, its control plane on the other CPUs; kernel datapaths: RPS of the ingress host veth; OVS: its PMD thread by pmd-cpu-mask, "+
 		"its other threads and ovsdb-server on all CPUs); ping and iperf3 unpinned", c.genCPU, c.fwdCPU)
 	return c.fwdCPU
 }
 
-// paceSlice is the pacer's slice for this kernel's generator: fine for
-// AF_XDP, whose sends have no fixed cost; coarse for live frames.
-func paceSlice() time.Duration {
-	if gen.LiveFramesErr() != nil {
-		return rfc2544.FineSlice
-	}
-	return rfc2544.Slice
-}
-
 func method(c config) []string {
-	generator := "kernel XDP live-frames test run (bench/gen)"
-	pacing := fmt.Sprintf("Pacing: the generator has no rate control; every %v the frames due since the trial began go out as one burst (at most 4 slices' worth), so the average rate is exact over a trial but the load is bursty: frames within a burst leave back to back at the generator's speed (one live-frames run costs ~20 ms of fixed set-up/tear-down here, so finer slices cannot be kept). The table's trials column gives the burst size of the zero-loss trial.", rfc2544.Slice)
+	generator := "unpaced trials (overload): the kernel's XDP live-frames test run; paced trials: an AF_XDP socket's TX ring in copy mode (bench/gen)"
 	if err := gen.LiveFramesErr(); err != nil {
 		generator = fmt.Sprintf("an AF_XDP socket's TX ring in copy mode (bench/gen; this kernel refuses XDP live frames: %v)", err)
-		pacing = fmt.Sprintf("Pacing: every %v the frames due since the trial began go out as one burst (at most 4 slices' worth) through the AF_XDP generator, which has no fixed cost per send; the table's trials column gives the burst size of the zero-loss trial.", rfc2544.FineSlice)
 	}
+	pacing := fmt.Sprintf("Pacing: every %v the frames due since the trial began go out as one burst (at most 4 slices' worth) through the AF_XDP generator, which has no fixed cost per send (a live-frames run costs ~20 ms, so it would pace in 25 ms bursts and bound every datapath's zero-loss rate by how deep its rings are); the AF_XDP generator's own limit (~1.4 Mpps of 64 B on one core) marks a zero-loss rate generator-bound. The trials column gives the burst size of the zero-loss trial.", rfc2544.FineSlice)
 	return []string{
 		"Generator: " + generator + " on pod a's eth0; sink: XDP program on pod b's eth0 counting and dropping UDP to port 9 (other traffic passes).",
 		fmt.Sprintf("Zero-loss throughput: RFC 2544 binary search on the offered rate (first trial unpaced, then the rate delivered under overload, then bisection), %v per trial, stop at %.0f %% resolution or %d trials, loss tolerance %g.", c.trial, c.resolution*100, c.maxTrials, c.lossTol),
@@ -176,7 +166,7 @@ func measureMix(c config, t *topo.Topology, m rfc2544.Mix, p progress) (report.R
 	if err != nil {
 		return report.Row{}, err
 	}
-	row := newRow(m, res, r.cpus[res.Rate])
+	row := newRow(m, res, r.cpus[res.Rate], r.burst(res.Rate))
 	row.OverloadPPS = r.overload
 	if res.Rate > 0 {
 		load := c.loadFrac * res.Rate
@@ -195,8 +185,10 @@ func p99(row report.Row) string {
 	return fmt.Sprintf("%.0f µs", row.Latency.P99)
 }
 
-// search runs the RFC 2544 search: the first trial unpaced gives the
-// generator's rate (Max) and the rate delivered under overload (Hint).
+// search runs the RFC 2544 search: the first trial unpaced gives the rate
+// delivered under overload (Hint) and, with the paced generator's own
+// unpaced rate when that is another generator, the highest rate a paced
+// trial can offer (Max).
 func search(c config, r *runner, p progress) (rfc2544.Result, error) {
 	first, err := r.trial(math.Inf(1))
 	if err != nil {
@@ -205,18 +197,28 @@ func search(c config, r *runner, p progress) (rfc2544.Result, error) {
 	hint := float64(first.Received) / (float64(first.Sent) / first.Offered) // delivered rate
 	p.printf("%s %s: unpaced %.3f Mpps offered, %.3f Mpps delivered", r.t.Kind, r.mix.Name(),
 		first.Offered/1e6, hint/1e6)
-	cfg := rfc2544.Config{Max: first.Offered, Hint: hint, Resolution: c.resolution, MaxTrials: c.maxTrials,
+	top := first.Offered
+	if r.src.PacedApart() && !r.kernelPaced() {
+		pg, err := r.trialVia(math.Inf(1), true)
+		if err != nil {
+			return rfc2544.Result{}, err
+		}
+		top = min(top, pg.Offered)
+		p.printf("%s %s: paced generator unpaced %.3f Mpps offered", r.t.Kind, r.mix.Name(), pg.Offered/1e6)
+	}
+	cfg := rfc2544.Config{Max: top, Hint: min(hint, top), Resolution: c.resolution, MaxTrials: c.maxTrials,
 		LossTolerance: c.lossTol, Progress: func(rec rfc2544.Record) {
 			p.printf("  %s %s trial %.3f Mpps (burst %d): sent %d lost %d pass=%v", r.t.Kind, r.mix.Name(), rec.Rate/1e6,
-				rfc2544.Burst(rec.Rate, paceSlice()), rec.Sent, rec.Lost(), rec.Pass)
+				r.burst(rec.Rate), rec.Sent, rec.Lost(), rec.Pass)
 		}}
 	res, err := rfc2544.Search(cfg, r.trial)
 	r.overload = hint
 	return res, err
 }
 
-// newRow turns a search result and the CPU of its best trial into a row.
-func newRow(m rfc2544.Mix, res rfc2544.Result, u cpuUse) report.Row {
+// newRow turns a search result, the CPU of its best trial and the burst
+// size of its pacing into a row.
+func newRow(m rfc2544.Mix, res rfc2544.Result, u cpuUse, burst uint64) report.Row {
 	row := report.Row{Size: m.Name(), AvgFrame: m.AvgSize(), ZeroLossPPS: res.Rate, GeneratorBound: res.AtMax,
 		Trials: len(res.Trials)}
 	row.Gbps = res.Rate * m.AvgSize() * 8 / 1e9
@@ -224,7 +226,7 @@ func newRow(m rfc2544.Mix, res rfc2544.Result, u cpuUse) report.Row {
 		row.GeneratorPPS = res.Trials[0].Rate
 	}
 	if res.Rate > 0 {
-		row.Burst = rfc2544.Burst(res.Rate, paceSlice())
+		row.Burst = burst
 	}
 	if n := float64(res.Best.Received); n > 0 {
 		row.CPUNsPerPkt = float64(u.sys.Busy.Nanoseconds()) / n

@@ -26,7 +26,7 @@ func (r *runner) latency(load float64, count int) (*report.Latency, error) {
 	d := time.Duration(count)*time.Millisecond + 2*time.Second
 	loadErr := make(chan error, 1)
 	go func() {
-		_, _, err := r.offer(load, uint64(load*d.Seconds()), d)
+		_, _, err := r.offer(load, uint64(load*d.Seconds()), d, true)
 		loadErr <- err
 	}()
 	out, perr := r.ping(count, d+3*time.Second)

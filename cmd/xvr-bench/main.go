@@ -75,7 +75,7 @@ func parseFlags(args []string, log io.Writer) (config, error) {
 	fs.Float64Var(&c.loadFrac, "load", 0.5, "latency is measured under this fraction of the zero-loss rate")
 	fs.BoolVar(&tcp, "tcp", true, "measure TCP throughput with iperf3")
 	fs.IntVar(&c.genCPU, "gen-cpu", 0, "CPU of the generator (and of xvr-bench)")
-	fs.IntVar(&c.fwdCPU, "fwd-cpu", 1, "CPU of the forwarder (xvrd via taskset; kernel datapaths via RPS); -1: no pinning")
+	fs.IntVar(&c.fwdCPU, "fwd-cpu", 1, "CPU of the forwarder (xvrd's pollers via -poller-cpus; kernel datapaths via RPS; OVS via pmd-cpu-mask); -1: no pinning")
 	fs.StringVar(&xvrdFlags, "xvrd-flags", "", "extra flags for every xvrd, space-separated (e.g. \"-fill 1024 -frames 16384\")")
 	if err := fs.Parse(args[1:]); err != nil {
 		return c, err

@@ -58,8 +58,8 @@ func TestSummarize(t *testing.T) {
 
 func TestNewRow(t *testing.T) {
 	res := rfc2544.Result{Rate: 1e5, Best: rfc2544.Outcome{Received: 1000}, Trials: []rfc2544.Record{{Rate: 5e5}}}
-	row := newRow(rfc2544.IMIX, res, cpuUse{fwd: 2000000})
-	if row.Size != "IMIX" || row.FwdNsPerPkt != 2000 || row.GeneratorPPS != 5e5 || row.Gbps < 0.283 || row.Gbps > 0.284 {
+	row := newRow(rfc2544.IMIX, res, cpuUse{fwd: 2000000}, 100)
+	if row.Size != "IMIX" || row.Burst != 100 || row.FwdNsPerPkt != 2000 || row.GeneratorPPS != 5e5 || row.Gbps < 0.283 || row.Gbps > 0.284 {
 		t.Fatalf("row %+v", row)
 	}
 }

@@ -40,12 +40,18 @@ type runner struct {
 // trial offers frames at rate for r.dur (unpaced for +Inf) and counts what
 // the sink received.
 func (r *runner) trial(rate float64) (rfc2544.Outcome, error) {
+	return r.trialVia(rate, !math.IsInf(rate, 1))
+}
+
+// trialVia is trial through the paced generator (Source.SendPaced) or the
+// unpaced one.
+func (r *runner) trialVia(rate float64, paced bool) (rfc2544.Outcome, error) {
 	total := uint64(min(rate, maxGenRate) * r.dur.Seconds())
 	c0, cpu0, err := r.snapshot()
 	if err != nil {
 		return rfc2544.Outcome{}, err
 	}
-	sent, took, err := r.offer(rate, total, r.dur+r.dur/2)
+	sent, took, err := r.offer(rate, total, r.dur+r.dur/2, paced)
 	if err != nil {
 		return rfc2544.Outcome{}, err
 	}
@@ -61,8 +67,9 @@ func (r *runner) trial(rate float64) (rfc2544.Outcome, error) {
 	return rfc2544.Outcome{Offered: float64(sent) / took.Seconds(), Sent: sent, Received: c1 - c0}, nil
 }
 
-// offer paces total frames of the mix at rate, stopping after limit.
-func (r *runner) offer(rate float64, total uint64, limit time.Duration) (uint64, time.Duration, error) {
+// offer paces total frames of the mix at rate (+Inf: unpaced), stopping
+// after limit, through the paced generator or the unpaced one.
+func (r *runner) offer(rate float64, total uint64, limit time.Duration, paced bool) (uint64, time.Duration, error) {
 	split, err := rfc2544.NewSplitter(r.mix)
 	if err != nil {
 		return 0, 0, err
@@ -70,16 +77,36 @@ func (r *runner) offer(rate float64, total uint64, limit time.Duration) (uint64,
 	if math.IsInf(rate, 1) {
 		rate = 0 // unpaced
 	}
-	return rfc2544.Pace(rate, total, limit, paceSlice(), func(n uint64) (uint64, error) {
+	if paced && rate > 0 && r.kernelPaced() {
+		return r.src.Pace(0, rate, total, limit)
+	}
+	send := r.src.Send
+	if paced {
+		send = r.src.SendPaced
+	}
+	return rfc2544.Pace(rate, total, limit, rfc2544.FineSlice, func(n uint64) (uint64, error) {
 		var sent uint64
 		for i, c := range split.Split(n) {
-			if err := r.src.Send(i, uint32(c)); err != nil {
+			if err := send(i, uint32(c)); err != nil {
 				return sent, err
 			}
 			sent += c
 		}
 		return sent, nil
 	})
+}
+
+// kernelPaced reports whether paced trials of the mix are spaced in the
+// kernel (one frame size, live frames) rather than sent in FineSlice
+// bursts through the AF_XDP generator.
+func (r *runner) kernelPaced() bool { return len(r.mix.Sizes()) == 1 && r.src.Paces() }
+
+// burst is the most frames a paced trial at rate puts back to back.
+func (r *runner) burst(rate float64) uint64 {
+	if r.kernelPaced() {
+		return gen.MaxPacedBurst
+	}
+	return rfc2544.Burst(rate, rfc2544.FineSlice)
 }
 
 func (r *runner) snapshot() (uint64, cpuUse, error) {
@@ -122,7 +149,7 @@ func (r *runner) warmUp() error {
 	if err != nil {
 		return err
 	}
-	sent, _, err := r.offer(0, 2000, 2*time.Second)
+	sent, _, err := r.offer(0, 2000, 2*time.Second, false)
 	if err != nil {
 		return err
 	}

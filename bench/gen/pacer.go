@@ -1,0 +1,167 @@
+package gen
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"golang.org/x/sys/unix"
+)
+
+// A paced live-frames run spaces frames in the kernel: its XDP program
+// reads the clock on every iteration of the test run and transmits
+// (XDP_TX) only when the next frame is due, dropping the iteration
+// otherwise, so frames leave one interval apart instead of in bursts. The
+// kernel flushes transmitted frames every BatchSize iterations, which at
+// ~40 ns an iteration is a few microseconds: bursts of a handful of frames
+// at any rate the generator reaches. Between runs (a run lasts about
+// pacedRun) the clock goes on; frames due meanwhile go out back to back,
+// at most maxCatchUp of them.
+const (
+	// MaxPacedBurst is the most frames a paced send puts back to back.
+	MaxPacedBurst = maxCatchUp
+	pacedRun      = 10 * time.Millisecond
+	maxCatchUp    = 64
+	// pacedIters is the first run's iterations, before the cost of one is
+	// known.
+	pacedIters = 1 << 18
+)
+
+// paceState is the pacer map's one value, shared by the program and Go.
+type paceState struct {
+	Next      uint64 // CLOCK_MONOTONIC ns when the next frame is due
+	Interval  uint64 // ns between frames
+	Remaining uint64 // frames still to send; 0 drops every iteration
+	MaxLag    uint64 // how far Next may fall behind the clock, ns
+}
+
+const (
+	offNext      = 0
+	offInterval  = 8
+	offRemaining = 16
+	offMaxLag    = 24
+)
+
+// pacer is the program and map of a Generator's paced sends.
+type pacer struct {
+	state *ebpf.Map
+	prog  *ebpf.Program
+	iters uint32 // iterations of the next run (about pacedRun)
+}
+
+func newPacer() (*pacer, error) {
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "xvr_gen_pace", Type: ebpf.Array, KeySize: 4,
+		ValueSize: 32, MaxEntries: 1})
+	if err != nil {
+		return nil, fmt.Errorf("create pacer map: %w", err)
+	}
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "xvr_gen_pace", Type: ebpf.XDP,
+		License: "Dual MIT/GPL", Instructions: pacerInsns(m.FD())})
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("load pacer program: %w", err), m.Close())
+	}
+	return &pacer{state: m, prog: prog, iters: pacedIters}, nil
+}
+
+// pacerInsns: look the state up; drop unless frames remain and Next is
+// due; pull Next up to at most MaxLag behind now; advance Next by
+// Interval, count the frame and transmit it.
+func pacerInsns(mapFD int) asm.Instructions {
+	return asm.Instructions{
+		asm.StoreImm(asm.RFP, -4, 0, asm.Word),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -4),
+		asm.LoadMapPtr(asm.R1, mapFD),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "drop"),
+		asm.Mov.Reg(asm.R7, asm.R0),
+		asm.LoadMem(asm.R1, asm.R7, offRemaining, asm.DWord),
+		asm.JEq.Imm(asm.R1, 0, "drop"),
+		asm.FnKtimeGetNs.Call(),
+		asm.LoadMem(asm.R2, asm.R7, offNext, asm.DWord),
+		asm.JGT.Reg(asm.R2, asm.R0, "drop"), // not due yet
+		asm.Mov.Reg(asm.R3, asm.R0),
+		asm.Sub.Reg(asm.R3, asm.R2), // lag
+		asm.LoadMem(asm.R4, asm.R7, offMaxLag, asm.DWord),
+		asm.JLE.Reg(asm.R3, asm.R4, "send"),
+		asm.Mov.Reg(asm.R2, asm.R0),
+		asm.Sub.Reg(asm.R2, asm.R4),
+		asm.LoadMem(asm.R3, asm.R7, offInterval, asm.DWord).WithSymbol("send"),
+		asm.Add.Reg(asm.R2, asm.R3),
+		asm.StoreMem(asm.R7, offNext, asm.R2, asm.DWord),
+		asm.LoadMem(asm.R1, asm.R7, offRemaining, asm.DWord),
+		asm.Sub.Imm(asm.R1, 1),
+		asm.StoreMem(asm.R7, offRemaining, asm.R1, asm.DWord),
+		asm.Mov.Imm(asm.R0, xdpTX),
+		asm.Return(),
+		asm.Mov.Imm(asm.R0, xdpDrop).WithSymbol("drop"),
+		asm.Return(),
+	}
+}
+
+// Paces reports whether SendPaced spaces frames in the kernel (live
+// frames); an AF_XDP Generator cannot.
+func (g *Generator) Paces() bool { return g.mode == ModeLiveFrames }
+
+// SendPaced sends n frames at rate frames/s, spaced in the kernel (see
+// pacer), and stops after limit. It returns the frames sent and the time
+// from the first run's start until the last one's end. Live frames only.
+func (g *Generator) SendPaced(rate float64, n uint64, limit time.Duration) (uint64, time.Duration, error) {
+	if !g.Paces() {
+		return 0, 0, fmt.Errorf("paced sends need live frames; generator is %s", g.mode)
+	}
+	if !(rate > 0) || math.IsInf(rate, 0) || n == 0 {
+		return 0, 0, fmt.Errorf("paced send of %d frames at %v/s: want a finite rate above 0 and frames", n, rate)
+	}
+	if g.pace == nil {
+		p, err := newPacer()
+		if err != nil {
+			return 0, 0, err
+		}
+		g.pace = p
+	}
+	interval := max(uint64(1e9/rate), 1)
+	now, err := monotonicNs()
+	if err != nil {
+		return 0, 0, err
+	}
+	st := paceState{Next: now, Interval: interval, Remaining: n, MaxLag: maxCatchUp * interval}
+	if err := g.pace.state.Put(uint32(0), st); err != nil {
+		return 0, 0, fmt.Errorf("set pacer state: %w", err)
+	}
+	start := time.Now()
+	var left uint64 = n
+	err = withNS(g.ns, func() error {
+		for left > 0 && time.Since(start) < limit {
+			took, err := g.run(g.pace.prog, g.pace.iters)
+			if err != nil {
+				return err
+			}
+			if err := g.pace.state.Lookup(uint32(0), &st); err != nil {
+				return fmt.Errorf("read pacer state: %w", err)
+			}
+			left = st.Remaining
+			if took > 0 {
+				g.pace.iters = uint32(min(max(float64(g.pace.iters)*float64(pacedRun)/float64(took), 4096), 1<<24))
+			}
+		}
+		return nil
+	})
+	took := time.Since(start)
+	if left > 0 { // stopped by limit: nothing more may leave
+		st.Remaining = 0
+		err = errors.Join(err, g.pace.state.Put(uint32(0), st))
+	}
+	return n - left, took, err
+}
+
+func monotonicNs() (uint64, error) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0, fmt.Errorf("clock_gettime: %w", err)
+	}
+	return uint64(ts.Nano()), nil
+}
