@@ -57,6 +57,7 @@ type options struct {
 	umems      int
 	fill       int
 	fillMax    int
+	noYield    bool
 	pollerCPUs string
 	reconcile  time.Duration
 	debug      bool
@@ -87,6 +88,7 @@ func main() {
 	flag.StringVar(&o.cluster, "cluster", "k8s", "cluster name used in Contrail VN names")
 	flag.IntVar(&o.frames, "frames", 8192, "frames (2 KiB each) per UMEM; a UMEM serves frames/(2*fill) sockets")
 	flag.IntVar(&o.fill, "fill", dataplane.DefaultFillTarget, "frames each socket keeps in its fill ring at least (deeper absorbs bursts; see docs/benchmarks.md)")
+	flag.BoolVar(&o.noYield, "no-yield", false, "a spinning poller keeps its CPU instead of yielding it after every empty round (for a CPU of its own: -poller-cpus on an isolated core)")
 	flag.IntVar(&o.fillMax, "fill-max", 0, "frames a busy socket's fill ring grows to, for 5 ms at its rate (0: 4 × -fill, at most 2048; -fill: fixed)")
 	flag.IntVar(&o.umems, "umems", dataplane.DefaultMaxUmems, "UMEMs a poller may make as ports come")
 	flag.DurationVar(&o.reconcile, "reconcile", 2*time.Second, "how often ports that are down are retried")
@@ -187,7 +189,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 		if err != nil {
 			return fmt.Errorf("starting poller %d: %w", i, err)
 		}
-		p.MaxUmems, p.FillTarget, p.FillMax = o.umems, o.fill, o.fillMax
+		p.MaxUmems, p.FillTarget, p.FillMax, p.NoYield = o.umems, o.fill, o.fillMax, o.noYield
 		if len(cpus) > 0 {
 			p.CPUs = []int{cpus[i%len(cpus)]}
 		}

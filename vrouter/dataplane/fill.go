@@ -11,7 +11,7 @@ import "time"
 // frames for fillCover at the rate it received in the last window, at least
 // FillTarget and at most FillMax, within fillShare of its UMEM's frames.
 const (
-	fillWindow = 10 * time.Millisecond
+	fillWindow = time.Millisecond
 	fillCover  = 5 * time.Millisecond
 	// fillBoost is FillMax's default, as a multiple of FillTarget.
 	fillBoost = 4
@@ -26,10 +26,15 @@ const (
 // growth can always take a quarter more.
 const fillShare = 3
 
+// fillDecay: a target above what its socket needs shrinks by 1/fillDecay
+// a window, halving in ~180 ms: it stays deep across the pauses of bursty
+// traffic (and between a benchmark's trials), where a socket that had to
+// grow again would lose frames in the window it takes.
+const fillDecay = 256
+
 // nextFill returns a socket's fill target for the next window: enough for
 // fillCover at the rate of recv frames in elapsed, clamped to base..most.
-// It grows at once and shrinks by a quarter per window, so a socket whose
-// traffic pauses for a few windows keeps most of its depth.
+// It grows at once and shrinks by 1/fillDecay per window.
 func nextFill(cur, recv int, elapsed time.Duration, base, most int) int {
 	if elapsed <= 0 {
 		return cur
@@ -39,7 +44,7 @@ func nextFill(cur, recv int, elapsed time.Duration, base, most int) int {
 	if want >= cur {
 		return want
 	}
-	return max(want, cur-cur/4)
+	return max(want, cur-max(cur/fillDecay, 1))
 }
 
 // adaptFill re-sizes the fill targets of every socket once fillWindow has

@@ -6,21 +6,23 @@ import (
 )
 
 func TestNextFill(t *testing.T) {
+	const ms = time.Millisecond
 	for _, c := range []struct {
 		name             string
 		cur, recv        int
 		elapsed          time.Duration
 		base, most, want int
 	}{
-		{"idle stays at base", 512, 0, fillWindow, 512, 2048, 512},
-		{"slow socket stays at base", 512, 500, fillWindow, 512, 2048, 512},
-		{"400 kpps covers 5 ms", 512, 4000, fillWindow, 512, 2048, 2000},
-		{"overload clamps to most", 512, 100000, fillWindow, 512, 2048, 2048},
-		{"a long window is a low rate", 2048, 4000, 100 * time.Millisecond, 512, 2048, 1536},
-		{"shrinks by a quarter", 2048, 0, fillWindow, 512, 2048, 1536},
-		{"shrinks no lower than wanted", 2048, 3600, fillWindow, 512, 2048, 1800},
-		{"never below base", 600, 0, fillWindow, 512, 2048, 512},
-		{"fixed when most is base", 512, 100000, fillWindow, 512, 512, 512},
+		{"idle stays at base", 512, 0, ms, 512, 2048, 512},
+		{"slow socket stays at base", 512, 1000, 10 * ms, 512, 2048, 512},
+		{"400 kpps covers 5 ms", 512, 4000, 10 * ms, 512, 2048, 2000},
+		{"overload clamps to most", 512, 100000, 10 * ms, 512, 2048, 2048},
+		{"a long window is a low rate", 512, 40000, 100 * ms, 512, 2048, 2000},
+		{"shrinks by 1/256", 2048, 0, ms, 512, 2048, 2040},
+		{"shrinks slowly even when it wants little", 2048, 100, ms, 512, 2048, 2040},
+		{"shrinks by at least 1", 200, 0, ms, 64, 256, 199},
+		{"never below base", 513, 0, ms, 512, 2048, 512},
+		{"fixed when most is base", 512, 100000, ms, 512, 512, 512},
 		{"no time passed", 700, 100, 0, 512, 2048, 700},
 	} {
 		if got := nextFill(c.cur, c.recv, c.elapsed, c.base, c.most); got != c.want {
@@ -30,7 +32,8 @@ func TestNextFill(t *testing.T) {
 }
 
 // pump passes n frames from vif 1 to vif 2 through the poller, a fill
-// target's worth per round, and drains vif 2's TX queue.
+// target's worth per round, and drains vif 2's TX queue, all within one
+// fill window (whatever the time it takes).
 func (r *rig) pump(t *testing.T, n int) {
 	t.Helper()
 	f := udpFrame(t, ipA, ipB, 64, 10)
@@ -41,6 +44,7 @@ func (r *rig) pump(t *testing.T, n int) {
 				t.Fatalf("inject: no room after %d of %d", i, k)
 			}
 		}
+		r.p.fillStart = r.p.since(time.Now()) // all of it in one window
 		if got := r.p.round(); got != k {
 			t.Fatalf("round received %d frames, want %d", got, k)
 		}
@@ -68,10 +72,10 @@ func TestPollerAdaptsFill(t *testing.T) {
 	}
 	r.checkConserved(t, 1, 2)
 	r.window()
-	if got := r.sock(1).FillTarget(); got != 192 {
-		t.Errorf("after an idle window the fill target is %d, want 192", got)
+	if got := r.sock(1).FillTarget(); got != 255 {
+		t.Errorf("after an idle window the fill target is %d, want 255", got)
 	}
-	for i := 0; i < 10; i++ {
+	for i := 0; i < 200; i++ {
 		r.window()
 	}
 	if got := r.sock(1).FillTarget(); got != 64 {

@@ -180,6 +180,12 @@ type Poller struct {
 	// frames (see spinBudget), or always with FixedSpin. Set both before Run.
 	SpinRounds int
 	FixedSpin  bool
+	// NoYield keeps a spinning poller on its CPU; by default it yields it
+	// after every empty round (sched_yield), so that a thread waiting for
+	// the CPU (another xvrd's poller, a pod's process) runs at once instead
+	// of after the spin: on a shared core the spin otherwise holds off the
+	// other end of the path, whose fill ring empties meanwhile.
+	NoYield bool
 	// FillTarget is how many frames each socket keeps in its fill ring
 	// (DefaultFillTarget) at least; change it only before the first AddPort.
 	FillTarget int
@@ -500,6 +506,8 @@ func (p *Poller) Run(ctx context.Context) (err error) {
 			if err := p.sleep(); err != nil {
 				return err
 			}
+		} else if !p.NoYield {
+			yield()
 		}
 	}
 	return nil
@@ -537,6 +545,10 @@ func (p *Poller) sleep() error {
 	}
 	return nil
 }
+
+// yield gives the CPU to any thread waiting for it; with none it returns
+// at once. Its error (none is defined) is of no use to a spinning poller.
+func yield() { _, _, _ = unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }
 
 // Busy returns how long the poller has spent in rounds that received frames
 // (forwarded or dropped them) and how long its Run has been running, both
