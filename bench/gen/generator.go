@@ -38,6 +38,7 @@ type Generator struct {
 	xsk   *xskTx // ModeAFXDP
 	prog  *ebpf.Program
 	pace  *pacer // SendPaced's, made on first use
+	flows uint32 // SetFlows
 	ns    netns.NsHandle
 	frame []byte
 	ctx   xdpMd

@@ -36,6 +36,8 @@ type paceState struct {
 	Interval  uint64 // ns between frames
 	Remaining uint64 // frames still to send; 0 drops every iteration
 	MaxLag    uint64 // how far Next may fall behind the clock, ns
+	Flows     uint64 // > 0: frame i leaves from UDP port FlowPortBase + i mod Flows
+	Sent      uint64 // frames sent since the generator was made (numbers the flows)
 }
 
 const (
@@ -43,7 +45,17 @@ const (
 	offInterval  = 8
 	offRemaining = 16
 	offMaxLag    = 24
+	offFlows     = 32
+	offSent      = 40
+	stateSize    = 48
 )
+
+// FlowPortBase is the first UDP source port of a generator with flows.
+const FlowPortBase = 1024
+
+// udpSportOff is where an Ethernet/IPv4 (IHL 5)/UDP frame holds its source
+// port.
+const udpSportOff = ethHdrLen + ipv4HdrLen
 
 // pacer is the program and map of a Generator's paced sends.
 type pacer struct {
@@ -54,7 +66,7 @@ type pacer struct {
 
 func newPacer() (*pacer, error) {
 	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "xvr_gen_pace", Type: ebpf.Array, KeySize: 4,
-		ValueSize: 32, MaxEntries: 1})
+		ValueSize: stateSize, MaxEntries: 1})
 	if err != nil {
 		return nil, fmt.Errorf("create pacer map: %w", err)
 	}
@@ -68,9 +80,11 @@ func newPacer() (*pacer, error) {
 
 // pacerInsns: look the state up; drop unless frames remain and Next is
 // due; pull Next up to at most MaxLag behind now; advance Next by
-// Interval, count the frame and transmit it.
+// Interval, count the frame, give it its flow's source port (with Flows)
+// and transmit it.
 func pacerInsns(mapFD int) asm.Instructions {
 	return asm.Instructions{
+		asm.Mov.Reg(asm.R6, asm.R1), // the context, across calls
 		asm.StoreImm(asm.RFP, -4, 0, asm.Word),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, -4),
@@ -95,7 +109,22 @@ func pacerInsns(mapFD int) asm.Instructions {
 		asm.LoadMem(asm.R1, asm.R7, offRemaining, asm.DWord),
 		asm.Sub.Imm(asm.R1, 1),
 		asm.StoreMem(asm.R7, offRemaining, asm.R1, asm.DWord),
-		asm.Mov.Imm(asm.R0, xdpTX),
+		asm.LoadMem(asm.R2, asm.R7, offSent, asm.DWord),
+		asm.Mov.Reg(asm.R3, asm.R2),
+		asm.Add.Imm(asm.R3, 1),
+		asm.StoreMem(asm.R7, offSent, asm.R3, asm.DWord),
+		asm.LoadMem(asm.R1, asm.R7, offFlows, asm.DWord),
+		asm.JEq.Imm(asm.R1, 0, "tx"),
+		asm.Mod.Reg(asm.R2, asm.R1),
+		asm.Add.Imm(asm.R2, FlowPortBase),
+		asm.HostTo(asm.BE, asm.R2, asm.Half),
+		asm.LoadMem(asm.R4, asm.R6, 0, asm.Word), // xdp_md.data
+		asm.LoadMem(asm.R5, asm.R6, 4, asm.Word), // xdp_md.data_end
+		asm.Mov.Reg(asm.R3, asm.R4),
+		asm.Add.Imm(asm.R3, udpSportOff+2),
+		asm.JGT.Reg(asm.R3, asm.R5, "tx"),
+		asm.StoreMem(asm.R4, udpSportOff, asm.R2, asm.Half),
+		asm.Mov.Imm(asm.R0, xdpTX).WithSymbol("tx"),
 		asm.Return(),
 		asm.Mov.Imm(asm.R0, xdpDrop).WithSymbol("drop"),
 		asm.Return(),
@@ -106,15 +135,21 @@ func pacerInsns(mapFD int) asm.Instructions {
 // frames); an AF_XDP Generator cannot.
 func (g *Generator) Paces() bool { return g.mode == ModeLiveFrames }
 
-// SendPaced sends n frames at rate frames/s, spaced in the kernel (see
-// pacer), and stops after limit. It returns the frames sent and the time
-// from the first run's start until the last one's end. Live frames only.
+// SetFlows makes the frames of later paced sends leave from n UDP source
+// ports in turn, FlowPortBase on (0: the frame's own port). The frame's
+// UDP checksum must be 0 (none), as a rewritten port leaves it wrong.
+func (g *Generator) SetFlows(n uint32) { g.flows = n }
+
+// SendPaced sends n frames at rate frames/s (+Inf: unpaced), spaced in the
+// kernel (see pacer), and stops after limit. It returns the frames sent
+// and the time from the first run's start until the last one's end. Live
+// frames only.
 func (g *Generator) SendPaced(rate float64, n uint64, limit time.Duration) (uint64, time.Duration, error) {
 	if !g.Paces() {
 		return 0, 0, fmt.Errorf("paced sends need live frames; generator is %s", g.mode)
 	}
-	if !(rate > 0) || math.IsInf(rate, 0) || n == 0 {
-		return 0, 0, fmt.Errorf("paced send of %d frames at %v/s: want a finite rate above 0 and frames", n, rate)
+	if !(rate > 0) || math.IsInf(rate, -1) || n == 0 {
+		return 0, 0, fmt.Errorf("paced send of %d frames at %v/s: want a rate above 0 and frames", n, rate)
 	}
 	if g.pace == nil {
 		p, err := newPacer()
@@ -123,12 +158,19 @@ func (g *Generator) SendPaced(rate float64, n uint64, limit time.Duration) (uint
 		}
 		g.pace = p
 	}
-	interval := max(uint64(1e9/rate), 1)
+	var interval uint64 // unpaced: every iteration is due
+	if !math.IsInf(rate, 1) {
+		interval = max(uint64(1e9/rate), 1)
+	}
 	now, err := monotonicNs()
 	if err != nil {
 		return 0, 0, err
 	}
-	st := paceState{Next: now, Interval: interval, Remaining: n, MaxLag: maxCatchUp * interval}
+	var st paceState
+	if err := g.pace.state.Lookup(uint32(0), &st); err != nil {
+		return 0, 0, fmt.Errorf("read pacer state: %w", err)
+	}
+	st.Next, st.Interval, st.Remaining, st.MaxLag, st.Flows = now, interval, n, maxCatchUp*interval, uint64(g.flows)
 	if err := g.pace.state.Put(uint32(0), st); err != nil {
 		return 0, 0, fmt.Errorf("set pacer state: %w", err)
 	}

@@ -4,17 +4,19 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 )
 
 // WriteMarkdown writes r as a Markdown section: header facts, the
-// throughput/latency/CPU table, the targets against peers, TCP, skipped
-// datapaths and the method.
+// throughput/latency/CPU table, the targets against peers, the scaling
+// curves, TCP, skipped datapaths and the method.
 func (r *Report) WriteMarkdown(w io.Writer) error {
 	b := bufio.NewWriter(w)
 	r.mdHeader(b)
 	r.mdTable(b)
 	r.mdStandings(b)
+	r.mdScaling(b)
 	r.mdTCP(b)
 	r.mdSkipped(b)
 	r.mdMethod(b)
@@ -48,9 +50,13 @@ func (r *Report) mdTable(b *bufio.Writer) {
 	b.WriteString("\n")
 }
 
-func mpps(row Row) string {
-	s := fmt.Sprintf("%.3f", row.ZeroLossPPS/1e6)
-	if row.GeneratorBound {
+func mpps(row Row) string { return zeroLoss(row.ZeroLossPPS, row.GeneratorBound) }
+
+// zeroLoss formats a zero-loss rate in Mpps, marked as a lower bound when
+// the generator's full rate passed.
+func zeroLoss(pps float64, generatorBound bool) string {
+	s := fmt.Sprintf("%.3f", pps/1e6)
+	if generatorBound {
 		s = "≥ " + s + " (generator-bound)"
 	}
 	return s
@@ -80,6 +86,43 @@ func cpu(row Row) string {
 		fwd = fmt.Sprintf("%.0f", row.FwdNsPerPkt)
 	}
 	return fmt.Sprintf("%.0f / %.0f / %s", row.CPUNsPerPkt, row.SoftIRQNsPerPkt, fwd)
+}
+
+// mdScaling writes the scaling curves as one table, a point a row (a curve
+// with no points has a row with its note), then each curve's note and the
+// chart's file name.
+func (r *Report) mdScaling(b *bufio.Writer) {
+	if len(r.Scaling) == 0 {
+		return
+	}
+	b.WriteString("Scaling (xvr, 64 B):\n\n")
+	b.WriteString("| curve | x | zero-loss Mpps | delivered at overload Mpps |\n|---|---|---|---|\n")
+	for _, c := range r.Scaling {
+		if len(c.Points) == 0 {
+			fmt.Fprintf(b, "| %s | %s | — | — |\n", c.Name, oneLine(c.Note))
+		}
+		for _, p := range c.Points {
+			fmt.Fprintf(b, "| %s | %s | %s |\n", c.Name, plain(p.X), pointRates(p))
+		}
+	}
+	b.WriteString("\n")
+	for _, c := range r.Scaling {
+		if c.Note != "" {
+			fmt.Fprintf(b, "- %s: %s\n", c.Name, c.Note)
+		}
+	}
+	fmt.Fprintf(b, "\nChart: %s\n\n", ScalingSVGFile)
+}
+
+// plain formats x without an exponent: 1000000, 0.5.
+func plain(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) }
+
+// pointRates is a scaling row's two rate cells, or its error.
+func pointRates(p Point) string {
+	if p.Error != "" {
+		return "failed: " + oneLine(p.Error) + " | —"
+	}
+	return fmt.Sprintf("%s | %.3f", zeroLoss(p.ZeroLossPPS, p.GeneratorBound), p.OverloadPPS/1e6)
 }
 
 func (r *Report) mdTCP(b *bufio.Writer) {

@@ -25,6 +25,9 @@ type Report struct {
 	// Targets are the benchmark's goals as measured in this run
 	// (Standings of Goals; the Markdown computes them afresh).
 	Targets []Standing `json:"targets,omitempty"`
+	// Scaling are xvr's curves against the size of its load (ports,
+	// routes, flows), each measured at 64 B frames.
+	Scaling []Curve `json:"scaling,omitempty"`
 }
 
 // Datapath is one datapath's results, or why it has none.
@@ -119,15 +122,21 @@ const (
 	MarkdownFile = "report.md"
 	JSONFile     = "report.json"
 	SVGFile      = "chart.svg"
+	// ScalingSVGFile is written only when the report has scaling curves.
+	ScalingSVGFile = "scaling.svg"
 )
 
-// WriteDir writes report.md, report.json and chart.svg into dir (created).
+// WriteDir writes report.md, report.json and chart.svg into dir (created),
+// and scaling.svg when r has scaling curves.
 func (r *Report) WriteDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
 	writers := map[string]func(io.Writer) error{
 		MarkdownFile: r.WriteMarkdown, JSONFile: r.WriteJSON, SVGFile: r.WriteSVG,
+	}
+	if len(r.Scaling) > 0 {
+		writers[ScalingSVGFile] = r.WriteScalingSVG
 	}
 	var errs []error
 	for name, write := range writers {

@@ -66,6 +66,11 @@ func niceMax(val map[string]map[string]float64) float64 {
 			m = max(m, v)
 		}
 	}
+	return niceCeil(m)
+}
+
+// niceCeil rounds m up to 1, 2 or 5 times a power of ten (at least 0.001).
+func niceCeil(m float64) float64 {
 	for step := 0.001; ; step *= 10 {
 		for _, k := range []float64{1, 2, 5} {
 			if k*step >= m {

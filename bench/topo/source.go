@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"time"
@@ -16,17 +17,17 @@ import (
 )
 
 // Source is one generator per frame size on A's eth0, sending UDP frames
-// from A to B's SinkPort addressed to DstMAC, and where the kernel runs
-// live frames a second, AF_XDP one per size for paced sends: live frames
-// are the faster (unpaced trials) but cost ~20 ms per send, so paced by
-// them a trial is bursts of 25 ms of frames; AF_XDP sends cost no more
-// than their frames and pace in rfc2544.FineSlice. Not safe for
-// concurrent use.
+// from A to B's SinkPort addressed to DstMAC. Where the kernel runs live
+// frames, those send (Send) and space frames of one size in the kernel
+// (Pace), and a second, AF_XDP generator per size paces mixes (SendPaced,
+// in rfc2544.FineSlice bursts: live frames cost a fixed ~0.4 ms per send
+// here, ~20 ms on some kernels). Not safe for concurrent use.
 type Source struct {
 	Sizes    []int
 	gens     []*gen.Generator
-	paced    []*gen.Generator // gens itself when they are AF_XDP (ownPaced false)
+	paced    []*gen.Generator // gens itself when they are AF_XDP or number flows (ownPaced false)
 	ownPaced bool
+	flows    uint32
 	prog     *ebpf.Program
 	link     link.Link
 }
@@ -35,13 +36,28 @@ type Source struct {
 // distinct) and, for kernel datapaths, the header-restore program on A's
 // host veth. Close it before making another Source on t.
 func (t *Topology) NewSource(sizes []int) (*Source, error) {
-	s := &Source{Sizes: append([]int(nil), sizes...)}
+	return t.NewSourceFlows(sizes, 0)
+}
+
+// NewSourceFlows is NewSource for frames from flows UDP source ports in
+// turn (gen.Generator.SetFlows; 0: one flow), sent by live frames only
+// (Send and Pace; an error where the kernel refuses them).
+func (t *Topology) NewSourceFlows(sizes []int, flows uint32) (*Source, error) {
+	if flows > 0 {
+		if err := gen.LiveFramesErr(); err != nil {
+			return nil, fmt.Errorf("a source of %d flows needs live frames: %w", flows, err)
+		}
+	}
+	s := &Source{Sizes: append([]int(nil), sizes...), flows: flows}
 	frames := make([][]byte, 0, len(sizes))
 	for _, size := range sizes {
 		f, err := gen.FrameUDP(size, t.A.MAC, t.DstMAC,
 			netip.AddrPortFrom(t.A.IP.Addr(), 49152), netip.AddrPortFrom(t.B.IP.Addr(), SinkPort))
 		if err != nil {
 			return nil, err
+		}
+		if flows > 0 {
+			binary.BigEndian.PutUint16(f[udpCsumOff:], 0) // the port changes under it: no checksum
 		}
 		frames = append(frames, f)
 	}
@@ -66,9 +82,10 @@ func (s *Source) open(t *Topology, frames [][]byte) error {
 			if err != nil {
 				return err
 			}
+			g.SetFlows(s.flows)
 			s.gens = append(s.gens, g)
 		}
-		if gen.LiveFramesErr() != nil {
+		if gen.LiveFramesErr() != nil || s.flows > 0 {
 			s.paced = s.gens
 			return nil
 		}
@@ -160,8 +177,19 @@ func storeHeader(hdr []byte) asm.Instructions {
 
 // Send injects n frames of Sizes[i] as fast as it can.
 func (s *Source) Send(i int, n uint32) error {
+	if s.flows > 0 { // only the pacer's program numbers flows
+		_, _, err := s.Pace(i, math.Inf(1), uint64(n), maxSend)
+		return err
+	}
 	return send(s.gens, i, n)
 }
+
+// maxSend bounds one unpaced Send of a Source with flows.
+const maxSend = 30 * time.Second
+
+// udpCsumOff is where an Ethernet/IPv4 (IHL 5)/UDP frame holds its UDP
+// checksum.
+const udpCsumOff = 14 + 20 + 6
 
 // SendPaced injects n frames of Sizes[i] with the generator that paces
 // finely (see Source).

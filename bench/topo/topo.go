@@ -62,6 +62,12 @@ type Options struct {
 	// XvrdArgs are extra flags for every xvrd (for example "-fill", "1024");
 	// they come after the topology's own, so they win.
 	XvrdArgs []string
+	// ExtraPods (XVR only) adds that many idle pods, ports of the same VN
+	// on the one poller, beside A and B.
+	ExtraPods int
+	// PolicyOnB (XVR only) gives B's interface an allow-all ingress
+	// policy, so that every frame to B goes through the flow table.
+	PolicyOnB bool
 }
 
 // Endpoint is a pod: a namespace with IfName (eth0) attached to a node

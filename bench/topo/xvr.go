@@ -1,6 +1,7 @@
 package topo
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -10,6 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/xvr-project/xvr/policy"
+	"github.com/xvr-project/xvr/vrouter/api"
 )
 
 // VrouterMAC is the MAC xvrd answers ARP for its gateways with.
@@ -59,9 +63,67 @@ func (t *Topology) buildXVR(o Options) error {
 	if t.A, err = t.xvrPod(t.Forwarder, node, "198.18.55.1/24", macA, xvrNetwork, xvrGW); err != nil {
 		return err
 	}
-	t.B, err = t.xvrPod(t.Forwarder, node, "198.18.55.2/24", macB, xvrNetwork, xvrGW)
+	if t.B, err = t.xvrPod(t.Forwarder, node, "198.18.55.2/24", macB, xvrNetwork, xvrGW); err != nil {
+		return err
+	}
 	t.DstMAC, _ = net.ParseMAC(VrouterMAC)
-	return err
+	if err := t.idlePods(node, o.ExtraPods); err != nil {
+		return err
+	}
+	if o.PolicyOnB {
+		t.Notes += "; B's interface under an allow-all ingress policy (every frame through the flow table)"
+		return t.Forwarder.allowAllTo(t.B)
+	}
+	return nil
+}
+
+// maxExtraPods bounds Options.ExtraPods: their addresses are
+// 198.18.55.3 to .250 (.254 is the gateway).
+const maxExtraPods = 248
+
+// idlePods adds n pods (198.18.55.3 on) whose ports sit on the poller
+// beside A's and B's and receive nothing.
+func (t *Topology) idlePods(node *NS, n int) error {
+	if n < 0 || n > maxExtraPods {
+		return fmt.Errorf("%d extra pods: want 0..%d", n, maxExtraPods)
+	}
+	if n > 0 {
+		t.Notes += fmt.Sprintf("; %d idle pods more on the poller", n)
+	}
+	for i := 0; i < n; i++ {
+		ip := fmt.Sprintf("198.18.55.%d/24", 3+i)
+		mac := net.HardwareAddr{0x02, 0, 0xc6, 0x12, 0x37, byte(3 + i)}
+		if _, err := t.xvrPod(t.Forwarder, node, ip, mac, xvrNetwork, xvrGW); err != nil {
+			return fmt.Errorf("idle pod %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// benchPod is the pod the policy of allowAllTo selects.
+var benchPod = api.PodRef{Namespace: "default", Name: "xvr-bench-b"}
+
+// allowAllTo makes p's port that of benchPod and gives it an ingress
+// policy that allows everything: traffic is unchanged, but every frame
+// to it is looked up (and its first one set up) in the flow table.
+func (x *Xvrd) allowAllTo(p Endpoint) error {
+	cl := api.NewClient(x.socket)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	port, err := cl.GetPort(ctx, p.NS.Name+"/eth0")
+	if err != nil {
+		return fmt.Errorf("policy on %s: %w", p.NS.Name, err)
+	}
+	port.Pod = &benchPod
+	if _, err := cl.ApplyPort(ctx, port); err != nil {
+		return fmt.Errorf("policy on %s: naming its pod: %w", p.NS.Name, err)
+	}
+	all := policy.Set{Ingress: true, IngressRules: []policy.Rule{{Policy: "xvr-bench allow-all", AllPeers: true, AllPorts: true}}}
+	err = cl.SetPolicies(ctx, api.Policies{Interfaces: []api.InterfacePolicy{{Pod: benchPod, Network: xvrNetwork, Policy: all}}})
+	if err != nil {
+		return fmt.Errorf("policy on %s: %w", p.NS.Name, err)
+	}
+	return nil
 }
 
 // apply writes nad into x's directory and applies it with xvrctl.

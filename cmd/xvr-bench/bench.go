@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,6 +38,9 @@ func bench(c config, log io.Writer) error {
 	deadline := p.start.Add(c.budget)
 	for _, k := range c.datapaths {
 		rep.Datapaths = append(rep.Datapaths, runDatapath(c, k, deadline, p))
+	}
+	if c.scaling && slices.Contains(c.datapaths, topo.XVR) {
+		rep.Scaling = scaling(c, deadline, p)
 	}
 	rep.FillRatios(string(topo.LinuxRouting))
 	rep.Targets = rep.Standings(report.Goals)

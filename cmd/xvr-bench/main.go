@@ -39,8 +39,9 @@ type config struct {
 	budget     time.Duration
 	command    string
 	xvrdArgs   []string // extra xvrd flags
+	scaling    bool     // measure xvr's scaling curves (when xvr is a datapath)
 	// overlay64 runs the across-node xvr datapaths at 64 B only (quick
-	// mode with the default sizes, to stay under 3 minutes).
+	// mode with the default sizes, to stay under 5 minutes).
 	overlay64 bool
 }
 
@@ -67,13 +68,14 @@ func parseFlags(args []string, log io.Writer) (config, error) {
 	var dps, sizes, xvrdFlags string
 	var tcp bool
 	fs.StringVar(&c.out, "o", "bench-out", "output directory for report.md, report.json, chart.svg")
-	fs.BoolVar(&c.quick, "quick", false, "quick mode (< 3 min): sizes 64 and IMIX (across-node xvr: 64 only), short trials, 5 % resolution")
+	fs.BoolVar(&c.quick, "quick", false, "quick mode (< 5 min): sizes 64 and IMIX (across-node xvr: 64 only), short trials, 5 % resolution")
 	fs.StringVar(&dps, "datapaths", "all", "comma-separated datapaths: "+kindList()+", or all")
 	fs.StringVar(&sizes, "sizes", "", "comma-separated frame sizes (bytes or IMIX); default 64,512,1500,IMIX (quick: 64,IMIX)")
 	fs.StringVar(&c.binDir, "bin", defaultBinDir(), "directory holding xvrd and xvrctl")
 	fs.Float64Var(&c.lossTol, "loss-tolerance", 0, "fraction of frames a passing trial may lose (0: RFC 2544 zero loss)")
 	fs.Float64Var(&c.loadFrac, "load", 0.5, "latency is measured under this fraction of the zero-loss rate")
 	fs.BoolVar(&tcp, "tcp", true, "measure TCP throughput with iperf3")
+	fs.BoolVar(&c.scaling, "scaling", true, "measure xvr's scaling curves (ports on one poller, flows) when xvr is among the datapaths")
 	fs.IntVar(&c.genCPU, "gen-cpu", 0, "CPU of the generator (and of xvr-bench)")
 	fs.IntVar(&c.fwdCPU, "fwd-cpu", 1, "CPU of the forwarder (xvrd's pollers via -poller-cpus; kernel datapaths via RPS; OVS via pmd-cpu-mask); -1: no pinning")
 	fs.StringVar(&xvrdFlags, "xvrd-flags", "", "extra flags for every xvrd, space-separated (e.g. \"-fill 1024 -frames 16384\")")
@@ -109,10 +111,11 @@ func (c config) mixesFor(k topo.Kind) []rfc2544.Mix {
 // applyMode sets the trial parameters of quick or full mode.
 func (c *config) applyMode(tcp bool) {
 	if c.quick {
-		c.trial, c.resolution, c.maxTrials, c.pings, c.tcpTime, c.budget = 500*time.Millisecond, 0.05, 8, 300, 2*time.Second, 170*time.Second
+		c.trial, c.resolution, c.maxTrials, c.pings, c.tcpTime, c.budget = 500*time.Millisecond, 0.05, 8, 300, 2*time.Second, 270*time.Second
 	} else {
-		// About 90 s per datapath: eight datapaths leave `make bench` (build,
-		// this, then the go benchmarks) under 20 minutes on 2 CPUs.
+		// About 90 s per datapath and the scaling curves: `make bench`
+		// (build, this, then the go benchmarks) stays under 20 minutes on
+		// 2 CPUs.
 		c.trial, c.resolution, c.maxTrials, c.pings, c.tcpTime, c.budget = time.Second, 0.01, 12, 2000, 5*time.Second, 14*time.Minute
 	}
 	if !tcp {
