@@ -75,7 +75,7 @@ test-unit:
 	$(GO) test -short -count=1 ./...
 
 # xvr against Linux routing, bridge, OVS AF_XDP and kernel VXLAN on the same
-# topology (docs/bench.md); bench-quick is the ~3 min version.
+# topology (docs/bench.md); bench-quick is the ~3-5 min version.
 bench: deps build
 	bin/xvr-bench -o bench-out
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 2s ./vrouter/... ./bench/... ./encap ./flowtable

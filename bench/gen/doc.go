@@ -10,6 +10,9 @@
 // Generator sends through an AF_XDP socket's TX ring in copy mode instead
 // (Mode tells which): about 2 Mpps on one core rather than 5, frames reach
 // the peer as skbs, and the Generators of one interface share its socket.
+// A live-frames Generator also paces (SendPaced, pacer.go): a second XDP
+// program reads the clock every iteration and transmits only when the next
+// frame is due, optionally from a cycle of UDP source ports (SetFlows).
 // A Sink is an XDP program attached in driver
 // mode that counts every frame in a per-CPU array and drops it.
 //

@@ -71,11 +71,12 @@ func pinning(c *config, rep *report.Report, p progress) int {
 }
 
 func method(c config) []string {
-	generator := "unpaced trials (overload): the kernel's XDP live-frames test run; paced trials: an AF_XDP socket's TX ring in copy mode (bench/gen)"
+	generator := "the kernel's XDP live-frames test run (bench/gen), and for paced trials of mixes an AF_XDP socket's TX ring in copy mode"
+	pacing := fmt.Sprintf("Pacing: a trial of one frame size is spaced in the kernel (the live-frames program transmits only when the next frame is due, so at most %d frames leave back to back); a mix goes through the AF_XDP generator, every %v the frames due since the trial began in one burst (at most 4 slices' worth). The trials column gives the burst of the zero-loss trial; a pass at the highest rate the paced generator reaches is marked generator-bound (a lower bound).", gen.MaxPacedBurst, rfc2544.FineSlice)
 	if err := gen.LiveFramesErr(); err != nil {
 		generator = fmt.Sprintf("an AF_XDP socket's TX ring in copy mode (bench/gen; this kernel refuses XDP live frames: %v)", err)
+		pacing = fmt.Sprintf("Pacing: every %v the frames due since the trial began go out as one burst (at most 4 slices' worth) through the AF_XDP generator; the trials column gives the burst of the zero-loss trial; a pass at the generator's own rate is marked generator-bound.", rfc2544.FineSlice)
 	}
-	pacing := fmt.Sprintf("Pacing: every %v the frames due since the trial began go out as one burst (at most 4 slices' worth) through the AF_XDP generator, which has no fixed cost per send (a live-frames run costs ~20 ms, so it would pace in 25 ms bursts and bound every datapath's zero-loss rate by how deep its rings are); the AF_XDP generator's own limit (~1.4 Mpps of 64 B on one core) marks a zero-loss rate generator-bound. The trials column gives the burst size of the zero-loss trial.", rfc2544.FineSlice)
 	return []string{
 		"Generator: " + generator + " on pod a's eth0; sink: XDP program on pod b's eth0 counting and dropping UDP to port 9 (other traffic passes).",
 		fmt.Sprintf("Zero-loss throughput: RFC 2544 binary search on the offered rate (first trial unpaced, then the rate delivered under overload, then bisection), %v per trial, stop at %.0f %% resolution or %d trials, loss tolerance %g.", c.trial, c.resolution*100, c.maxTrials, c.lossTol),

@@ -3,6 +3,8 @@ package dataplane
 import (
 	"testing"
 	"time"
+
+	"github.com/xvr-project/xvr/vrouter/afxdp"
 )
 
 func TestNextFill(t *testing.T) {
@@ -96,4 +98,15 @@ func TestPollerFillWithinUmem(t *testing.T) {
 	r.pump(t, 1024) // frames still flow with the UMEM's fill share lent
 	r.checkConserved(t, 1, 2)
 	r.closeAndCheck(t)
+}
+
+// TestWarmSkipsBadDescriptors: descriptors outside the UMEM (which Process
+// drops as invalid) are skipped, even where Addr+Len would wrap around.
+func TestWarmSkipsBadDescriptors(t *testing.T) {
+	mem := make([]byte, 4096)
+	mem[100], mem[100+warmHeaders-1] = 1, 2
+	descs := []afxdp.Desc{{Addr: 100, Len: 64}, {Addr: 4090, Len: 64}, {Addr: ^uint64(0) - 10, Len: 64}, {Addr: 4096, Len: 1}, {Addr: 0, Len: 0}}
+	if got := warm(mem, descs); got != 1^2 {
+		t.Fatalf("warm = %d, want %d (only the first descriptor read)", got, 1^2)
+	}
 }

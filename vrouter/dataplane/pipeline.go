@@ -94,7 +94,7 @@ func warm(mem []byte, descs []afxdp.Desc) byte {
 	var x byte
 	for i := range descs {
 		a, n := descs[i].Addr, uint64(min(descs[i].Len, warmHeaders))
-		if n == 0 || a+n > uint64(len(mem)) {
+		if n == 0 || a >= uint64(len(mem)) || n > uint64(len(mem))-a { // Process drops it as invalid
 			continue
 		}
 		x ^= mem[a] ^ mem[a+n-1]
