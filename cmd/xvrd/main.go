@@ -57,6 +57,7 @@ type options struct {
 	umems      int
 	fill       int
 	fillMax    int
+	ring       int
 	noYield    bool
 	pollerCPUs string
 	reconcile  time.Duration
@@ -89,7 +90,8 @@ func main() {
 	flag.IntVar(&o.frames, "frames", 8192, "frames (2 KiB each) per UMEM; a UMEM serves frames/(2*fill) sockets")
 	flag.IntVar(&o.fill, "fill", dataplane.DefaultFillTarget, "frames each socket keeps in its fill ring at least (deeper absorbs bursts; see docs/benchmarks.md)")
 	flag.BoolVar(&o.noYield, "no-yield", false, "a spinning poller keeps its CPU instead of yielding it after every empty round (for a CPU of its own: -poller-cpus on an isolated core)")
-	flag.IntVar(&o.fillMax, "fill-max", 0, "frames a busy socket's fill ring grows to, for 5 ms at its rate (0: 4 × -fill, at most 2048; -fill: fixed)")
+	flag.IntVar(&o.fillMax, "fill-max", 0, "frames a busy socket's fill ring grows to, for 5 ms at its rate (0: -ring; -fill: fixed)")
+	flag.IntVar(&o.ring, "ring", 4096, "size of every socket's fill and RX rings (a power of two, 2048..16384): the most frames a socket can take in while its poller is off the CPU")
 	flag.IntVar(&o.umems, "umems", dataplane.DefaultMaxUmems, "UMEMs a poller may make as ports come")
 	flag.DurationVar(&o.reconcile, "reconcile", 2*time.Second, "how often ports that are down are retried")
 	flag.BoolVar(&o.debug, "debug", false, "debug logging")
@@ -140,8 +142,11 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	if o.fill < 64 || o.fill > 2048 || o.frames < 2*o.fill {
 		return fmt.Errorf("-fill %d must be 64..2048 and at most half of -frames %d", o.fill, o.frames)
 	}
-	if o.fillMax != 0 && (o.fillMax < o.fill || o.fillMax > 2048) {
-		return fmt.Errorf("-fill-max %d must be -fill (%d)..2048, or 0", o.fillMax, o.fill)
+	if o.ring < 2048 || o.ring > 16384 || o.ring&(o.ring-1) != 0 {
+		return fmt.Errorf("-ring %d must be a power of two in 2048..16384", o.ring)
+	}
+	if o.fillMax != 0 && (o.fillMax < o.fill || o.fillMax > o.ring) {
+		return fmt.Errorf("-fill-max %d must be -fill (%d)..-ring (%d), or 0", o.fillMax, o.fill, o.ring)
 	}
 	cpus, err := placeThreads(o, log)
 	if err != nil {
@@ -185,7 +190,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	busy := make([]metrics.BusySource, o.pollers)
 	var running atomic.Int32
 	for i := range pollers {
-		p, err := dataplane.NewPoller(cur, afxdp.UmemConfig{NumFrames: o.frames}, prog)
+		p, err := dataplane.NewPoller(cur, afxdp.UmemConfig{NumFrames: o.frames, FillSize: o.ring, RxSize: o.ring}, prog)
 		if err != nil {
 			return fmt.Errorf("starting poller %d: %w", i, err)
 		}

@@ -13,11 +13,10 @@ import "time"
 const (
 	fillWindow = time.Millisecond
 	fillCover  = 5 * time.Millisecond
-	// fillBoost is FillMax's default, as a multiple of FillTarget.
-	fillBoost = 4
-	// maxFill is the fill ring's size in NewPoller's UMEMs (afxdp's
-	// default) and in xdptest's: no target exceeds it.
-	maxFill = 2048
+	// defaultFillRing is the fill ring's size where the poller was not
+	// told another (afxdp's default, and xdptest's): no target exceeds
+	// the ring.
+	defaultFillRing = 2048
 )
 
 // fillShare is the part of a UMEM's frames its sockets' fill targets may
@@ -58,9 +57,9 @@ func (p *Poller) adaptFill(now int64) {
 	p.fillStart = now
 	base, most := p.FillTarget, p.FillMax
 	if most == 0 {
-		most = fillBoost * base
+		most = p.fillRing
 	}
-	most = min(max(most, base), maxFill)
+	most = min(max(most, base), p.fillRing)
 	for _, g := range p.groups {
 		g.filling = 0
 	}

@@ -62,7 +62,8 @@ func (r *rig) window() {
 }
 
 func TestPollerAdaptsFill(t *testing.T) {
-	r := newRig(t, 4096, 1, 2) // FillTarget 64, so FillMax 256
+	r := newRig(t, 4096, 1, 2) // FillTarget 64
+	r.p.FillMax = 256
 	r.window()
 	r.pump(t, 1024) // ~100 kpps over the window: wants ~512
 	r.window()

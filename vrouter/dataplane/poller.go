@@ -190,10 +190,11 @@ type Poller struct {
 	// (DefaultFillTarget) at least; change it only before the first AddPort.
 	FillTarget int
 	// FillMax is the most a busy socket's fill target grows to (see
-	// adaptFill); 0 is 4 × FillTarget, FillTarget keeps every target fixed.
-	// Set before Run.
+	// adaptFill), at most the fill ring's size; 0 is the ring's size,
+	// FillTarget keeps every target fixed. Set before Run.
 	FillMax   int
 	fillStart int64 // when adaptFill last ran, on the since clock
+	fillRing  int   // the sockets' fill ring size, the most a target can be
 	// MaxUmems bounds the UMEMs a poller made by NewPoller creates as ports
 	// come (DefaultMaxUmems).
 	MaxUmems int
@@ -221,6 +222,9 @@ func NewPoller(cur *Current, cfg afxdp.UmemConfig, bind Binder) (*Poller, error)
 		return nil, errors.Join(err, first.store.Close())
 	}
 	p.newGroup = newGroup
+	if cfg.FillSize > 0 {
+		p.fillRing = cfg.FillSize
+	}
 	return p, nil
 }
 
@@ -239,7 +243,7 @@ func newPoller(cur *Current, first *group, bind Binder) (*Poller, error) {
 	}
 	p := &Poller{cur: cur, groups: []*group{first}, bind: bind, drops: new(DropStats),
 		cmds: make(chan func(), 16), stopped: make(chan struct{}), wake: efd, SpinRounds: 4096,
-		FillTarget: DefaultFillTarget, MaxUmems: DefaultMaxUmems, born: time.Now()}
+		FillTarget: DefaultFillTarget, MaxUmems: DefaultMaxUmems, born: time.Now(), fillRing: defaultFillRing}
 	p.pipe.FrameSize = uint64(first.store.FrameSize())
 	p.rebuildFDs()
 	return p, nil
