@@ -83,14 +83,9 @@ func newPacer() (*pacer, error) {
 // Interval, count the frame, give it its flow's source port (with Flows)
 // and transmit it.
 func pacerInsns(mapFD int) asm.Instructions {
-	return asm.Instructions{
-		asm.Mov.Reg(asm.R6, asm.R1), // the context, across calls
-		asm.StoreImm(asm.RFP, -4, 0, asm.Word),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, -4),
-		asm.LoadMapPtr(asm.R1, mapFD),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "drop"),
+	insns := asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)} // the context, across calls
+	insns = append(insns, lookupKey0(mapFD, "drop")...)
+	return append(insns,
 		asm.Mov.Reg(asm.R7, asm.R0),
 		asm.LoadMem(asm.R1, asm.R7, offRemaining, asm.DWord),
 		asm.JEq.Imm(asm.R1, 0, "drop"),
@@ -128,7 +123,7 @@ func pacerInsns(mapFD int) asm.Instructions {
 		asm.Return(),
 		asm.Mov.Imm(asm.R0, xdpDrop).WithSymbol("drop"),
 		asm.Return(),
-	}
+	)
 }
 
 // Paces reports whether SendPaced spaces frames in the kernel (live

@@ -51,21 +51,28 @@ func (s *Sink) load(ifindex int) error {
 	return nil
 }
 
-// sinkInsns: counts[0]++ on this CPU; return XDP_DROP.
-func sinkInsns(mapFD int) asm.Instructions {
+// lookupKey0 leaves in R0 the value at key 0 of the array mapFD and jumps
+// to miss when there is none (R1-R5 clobbered by the call).
+func lookupKey0(mapFD int, miss string) asm.Instructions {
 	return asm.Instructions{
 		asm.StoreImm(asm.RFP, -4, 0, asm.Word),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, -4),
 		asm.LoadMapPtr(asm.R1, mapFD),
 		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "drop"),
+		asm.JEq.Imm(asm.R0, 0, miss),
+	}
+}
+
+// sinkInsns: counts[0]++ on this CPU; return XDP_DROP.
+func sinkInsns(mapFD int) asm.Instructions {
+	return append(lookupKey0(mapFD, "drop"),
 		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
 		asm.Add.Imm(asm.R1, 1),
 		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
 		asm.Mov.Imm(asm.R0, xdpDrop).WithSymbol("drop"),
 		asm.Return(),
-	}
+	)
 }
 
 // Count returns how many frames the sink has dropped, summed over CPUs.

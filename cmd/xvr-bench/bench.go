@@ -96,7 +96,7 @@ func runDatapath(c config, k topo.Kind, deadline time.Time, p progress) report.D
 		return d
 	}
 	p.printf("%s: building topology", k)
-	t, err := topo.Build(k, topo.Options{BinDir: c.binDir, ForwarderCPU: c.fwdCPU, XvrdArgs: c.xvrdArgs})
+	t, err := topo.Build(k, c.options(topo.Options{}))
 	if errors.Is(err, topo.ErrSkipped) {
 		d.Skipped = skipReason(err)
 		p.printf("%s skipped: %s", k, d.Skipped)
@@ -156,6 +156,14 @@ func measure(c config, t *topo.Topology, d *report.Datapath, deadline time.Time,
 	}
 }
 
+// options is o with the run's binaries, pinning and xvrd flags (the run's
+// flags first, o's after them, so o's win).
+func (c config) options(o topo.Options) topo.Options {
+	o.BinDir, o.ForwarderCPU = c.binDir, c.fwdCPU
+	o.XvrdArgs = append(append([]string(nil), c.xvrdArgs...), o.XvrdArgs...)
+	return o
+}
+
 // measureMix runs the zero-loss search, latency and CPU figures for one mix.
 func measureMix(c config, t *topo.Topology, m rfc2544.Mix, p progress) (report.Row, error) {
 	src, err := t.NewSource(m.Sizes())
@@ -163,11 +171,7 @@ func measureMix(c config, t *topo.Topology, m rfc2544.Mix, p progress) (report.R
 		return report.Row{}, err
 	}
 	defer src.Close()
-	r := &runner{t: t, src: src, mix: m, dur: c.trial, cpus: map[float64]cpuUse{}}
-	if err := r.warmUp(); err != nil {
-		return report.Row{}, err
-	}
-	res, err := search(c, r, p)
+	r, res, err := searchFrom(c, t, src, m, p)
 	if err != nil {
 		return report.Row{}, err
 	}
@@ -188,6 +192,17 @@ func p99(row report.Row) string {
 		return "n/a"
 	}
 	return fmt.Sprintf("%.0f µs", row.Latency.P99)
+}
+
+// searchFrom warms the path up with src's frames of m and runs the search;
+// the runner holds the trials' CPU figures and the overload rate.
+func searchFrom(c config, t *topo.Topology, src *topo.Source, m rfc2544.Mix, p progress) (*runner, rfc2544.Result, error) {
+	r := &runner{t: t, src: src, mix: m, dur: c.trial, cpus: map[float64]cpuUse{}}
+	if err := r.warmUp(); err != nil {
+		return r, rfc2544.Result{}, err
+	}
+	res, err := search(c, r, p)
+	return r, res, err
 }
 
 // search runs the RFC 2544 search: the first trial unpaced gives the rate

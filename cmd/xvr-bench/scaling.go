@@ -53,8 +53,7 @@ func scalePoint(c config, deadline time.Time, p progress, x float64, o topo.Opti
 		pt.Error = "time budget used up"
 		return pt
 	}
-	o.BinDir, o.ForwarderCPU = c.binDir, c.fwdCPU
-	o.XvrdArgs = append(append([]string(nil), c.xvrdArgs...), o.XvrdArgs...)
+	o = c.options(o)
 	label := fmt.Sprintf("scaling: %d ports, %d flows", o.ExtraPods+2, flows)
 	p.printf("%s: building topology", label)
 	t, err := topo.Build(topo.XVR, o)
@@ -74,12 +73,7 @@ func scalePoint(c config, deadline time.Time, p progress, x float64, o topo.Opti
 		return pt
 	}
 	defer src.Close()
-	r := &runner{t: t, src: src, mix: scaleMix, dur: c.trial, cpus: map[float64]cpuUse{}}
-	if err := r.warmUp(); err != nil {
-		pt.Error = err.Error()
-		return pt
-	}
-	res, err := search(c, r, p)
+	r, res, err := searchFrom(c, t, src, scaleMix, p)
 	if err != nil {
 		pt.Error = err.Error()
 		return pt
