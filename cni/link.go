@@ -213,7 +213,11 @@ func configureIf(h *netlink.Handle, pi podIf) error {
 	if err := h.LinkSetUp(l); err != nil {
 		return fmt.Errorf("setting %s up: %w", pi.name, err)
 	}
-	return nil
+	// GRO gives the pod's end the NAPI context that frames redirected by
+	// XDP (xvrd's shortcut) need, and coalesces the pod's TCP on receive.
+	// Only once the device is up does the kernel (6.18) tell the host end
+	// that it may be redirected to.
+	return ethtool.GROOn(pi.name)
 }
 
 func addDefaultRoute(h *netlink.Handle, ifs []podIf) error {

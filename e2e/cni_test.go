@@ -108,9 +108,35 @@ metadata:
 	mustPingNS(t, web, left.addr(t, "eth1"))
 	mustPingNS(t, web, right.addr(t, "eth1"))
 	mustPingNS(t, web, left.addr(t, "eth0")) // the default network joins every pod
+	// No policy here: the pings between pods took the XDP shortcut, which
+	// needs GRO on the pods' ends (xvr-cni turns it on).
+	if out := web.ns.Run(t, "ethtool", "-k", "eth1"); !strings.Contains(out, "generic-receive-offload: on") {
+		t.Errorf("gro not on in the pod:\n%s", out)
+	}
+	if n := shortcutPackets(t, cn, web.rt.ContainerID+"/eth1"); n < 2 {
+		t.Errorf("web's eth1 vif counts %d shortcut packets, want its pings (>= 2)", n)
+	}
 	if out, err := web.ns.Try("ping", "-c", "2", "-W", "1", "-i", "0.2", third.addr(t, "eth1")); err == nil {
 		t.Fatalf("web reached a pod on vn-third:\n%s", out)
 	}
+}
+
+// shortcutPackets is the XDP shortcut's count of the vif of port id.
+func shortcutPackets(t *testing.T, cn *cniNode, id string) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	vifs, err := cn.c.Vifs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vifs {
+		if v.Port == id {
+			return v.ShortcutPackets
+		}
+	}
+	t.Fatalf("no vif of port %s in %+v", id, vifs)
+	return 0
 }
 
 // checkResultMatchesPod compares the ADD result, `ip -j addr` inside the pod

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -90,7 +89,7 @@ func NewGeneratorMode(ifindex int, frame []byte, mode Mode) (*Generator, error) 
 		Name:         "xvr_gen_tx",
 		Type:         ebpf.XDP,
 		License:      "Dual MIT/GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, xdpTX), asm.Return()},
+		Instructions: txInsns(frame),
 	})
 	if err != nil {
 		ns.Close()

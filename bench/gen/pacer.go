@@ -64,14 +64,14 @@ type pacer struct {
 	iters uint32 // iterations of the next run (about pacedRun)
 }
 
-func newPacer() (*pacer, error) {
+func newPacer(frame []byte) (*pacer, error) {
 	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "xvr_gen_pace", Type: ebpf.Array, KeySize: 4,
 		ValueSize: stateSize, MaxEntries: 1})
 	if err != nil {
 		return nil, fmt.Errorf("create pacer map: %w", err)
 	}
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "xvr_gen_pace", Type: ebpf.XDP,
-		License: "Dual MIT/GPL", Instructions: pacerInsns(m.FD())})
+		License: "Dual MIT/GPL", Instructions: pacerInsns(m.FD(), frame)})
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("load pacer program: %w", err), m.Close())
 	}
@@ -80,12 +80,13 @@ func newPacer() (*pacer, error) {
 
 // pacerInsns: look the state up; drop unless frames remain and Next is
 // due; pull Next up to at most MaxLag behind now; advance Next by
-// Interval, count the frame, give it its flow's source port (with Flows)
-// and transmit it.
-func pacerInsns(mapFD int) asm.Instructions {
+// Interval, count the frame, give it its flow's source port (with Flows),
+// restore what a datapath may have rewritten in place (restoreInsns) and
+// transmit it.
+func pacerInsns(mapFD int, frame []byte) asm.Instructions {
 	insns := asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)} // the context, across calls
 	insns = append(insns, lookupKey0(mapFD, "drop")...)
-	return append(insns,
+	insns = append(insns,
 		asm.Mov.Reg(asm.R7, asm.R0),
 		asm.LoadMem(asm.R1, asm.R7, offRemaining, asm.DWord),
 		asm.JEq.Imm(asm.R1, 0, "drop"),
@@ -119,11 +120,12 @@ func pacerInsns(mapFD int) asm.Instructions {
 		asm.Add.Imm(asm.R3, udpSportOff+2),
 		asm.JGT.Reg(asm.R3, asm.R5, "tx"),
 		asm.StoreMem(asm.R4, udpSportOff, asm.R2, asm.Half),
-		asm.Mov.Imm(asm.R0, xdpTX).WithSymbol("tx"),
-		asm.Return(),
-		asm.Mov.Imm(asm.R0, xdpDrop).WithSymbol("drop"),
-		asm.Return(),
 	)
+	tx := append(restoreInsns(frame), asm.Mov.Imm(asm.R0, xdpTX), asm.Return())
+	tx[0] = tx[0].WithSymbol("tx")
+	return append(insns, append(tx,
+		asm.Mov.Imm(asm.R0, xdpDrop).WithSymbol("drop"),
+		asm.Return())...)
 }
 
 // Paces reports whether SendPaced spaces frames in the kernel (live
@@ -147,7 +149,7 @@ func (g *Generator) SendPaced(rate float64, n uint64, limit time.Duration) (uint
 		return 0, 0, fmt.Errorf("paced send of %d frames at %v/s: want a rate above 0 and frames", n, rate)
 	}
 	if g.pace == nil {
-		p, err := newPacer()
+		p, err := newPacer(g.frame)
 		if err != nil {
 			return 0, 0, err
 		}

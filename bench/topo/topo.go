@@ -192,7 +192,12 @@ func (p Endpoint) configure(gw netip.Addr) error {
 		[]string{"ip", "link", "set", "eth0", "address", p.MAC.String()},
 		[]string{"ethtool", "-K", "eth0", "tx", "off"},
 		[]string{"ip", "addr", "add", p.IP.String(), "dev", "eth0"},
-		[]string{"ip", "link", "set", "eth0", "up"})
+		[]string{"ip", "link", "set", "eth0", "up"},
+		// GRO on every datapath's pods alike: NAPI on the pod's end, which
+		// frames XDP redirects to it need (xvr's shortcut), and TCP
+		// coalesced on receive. Once up: only then does the kernel mark
+		// the host end as a redirect target.
+		[]string{"ethtool", "-K", "eth0", "gro", "on"})
 	if err != nil || !gw.IsValid() {
 		return err
 	}

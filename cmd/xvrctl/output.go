@@ -97,10 +97,10 @@ func nextHopString(nh api.RouteNextHop) string {
 }
 
 func vifTable(t *table, vifs []api.Vif) {
-	t.row("VIF", "NAME", "TYPE", "NETWORK", "VN", "VRF", "MAC", "IP", "STATE", "RX-PKTS", "RX-BYTES", "TX-PKTS", "TX-BYTES", "DROPS")
+	t.row("VIF", "NAME", "TYPE", "NETWORK", "VN", "VRF", "MAC", "IP", "STATE", "RX-PKTS", "RX-BYTES", "TX-PKTS", "TX-BYTES", "DROPS", "SHORTCUT-PKTS")
 	for _, v := range vifs {
 		t.row(v.ID, v.Name, v.Type, v.Network, v.VN, v.VRF, v.MAC, v.IP, v.State,
-			v.RXPackets, v.RXBytes, v.TXPackets, v.TXBytes, v.Drops)
+			v.RXPackets, v.RXBytes, v.TXPackets, v.TXBytes, v.Drops, v.ShortcutPackets)
 	}
 }
 

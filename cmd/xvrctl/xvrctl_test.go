@@ -119,9 +119,9 @@ NETWORK            PREFIX          NEXT-HOP          SOURCE
 default/vn-left-1  198.18.40.0/24  port 3f2a9c/eth1  static
 default/vn-left-1  198.18.41.0/24  discard           static`)
 	golden(t, ok(t, sock, "vif"), `
-VIF  NAME        TYPE     NETWORK            VN                         VRF  MAC                IP           STATE  RX-PKTS  RX-BYTES  TX-PKTS  TX-BYTES  DROPS
-0    eth0        fabric   -                  -                          0    02:00:00:00:00:01  -            up     0        0         0        0         0
-1    xvr3f2a9c1  virtual  default/vn-left-1  k8s-vn-left-1-pod-network  1    02:00:00:00:10:03  198.18.10.3  up     10       1000      20       2000      1`)
+VIF  NAME        TYPE     NETWORK            VN                         VRF  MAC                IP           STATE  RX-PKTS  RX-BYTES  TX-PKTS  TX-BYTES  DROPS  SHORTCUT-PKTS
+0    eth0        fabric   -                  -                          0    02:00:00:00:00:01  -            up     0        0         0        0         0      0
+1    xvr3f2a9c1  virtual  default/vn-left-1  k8s-vn-left-1-pod-network  1    02:00:00:00:10:03  198.18.10.3  up     10       1000      20       2000      1      30`)
 	golden(t, ok(t, sock, "rt", "--vn", "default/vn-left-1"), `
 PREFIX            NH  TYPE     VIF  STATIC
 198.18.10.254/32  1   receive  -    -

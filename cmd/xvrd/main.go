@@ -59,6 +59,7 @@ type options struct {
 	fillMax    int
 	ring       int
 	noYield    bool
+	noShortcut bool
 	pollerCPUs string
 	reconcile  time.Duration
 	debug      bool
@@ -89,6 +90,7 @@ func main() {
 	flag.StringVar(&o.cluster, "cluster", "k8s", "cluster name used in Contrail VN names")
 	flag.IntVar(&o.frames, "frames", 8192, "frames (2 KiB each) per UMEM; a UMEM serves frames/(2*fill) sockets")
 	flag.IntVar(&o.fill, "fill", dataplane.DefaultFillTarget, "frames each socket keeps in its fill ring at least (deeper absorbs bursts; see docs/benchmarks.md)")
+	flag.BoolVar(&o.noShortcut, "no-shortcut", false, "every frame goes through the forwarder: no XDP shortcut for unpoliced pod-to-pod traffic on this node (docs/operations.md)")
 	flag.BoolVar(&o.noYield, "no-yield", false, "a spinning poller keeps its CPU instead of yielding it after every empty round (for a CPU of its own: -poller-cpus on an isolated core)")
 	flag.IntVar(&o.fillMax, "fill-max", 0, "frames a busy socket's fill ring grows to, for 5 ms at its rate (0: -ring; -fill: fixed)")
 	flag.IntVar(&o.ring, "ring", 4096, "size of every socket's fill and RX rings (a power of two, 2048..16384): the most frames a socket can take in while its poller is off the CPU")
@@ -225,6 +227,9 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	cfg := agent.Config{Store: st, Links: netlinkLinks{}, Attacher: prog, Pollers: pollers,
 		Current: cur, MAC: mac, Cluster: o.cluster, Log: log, Version: version, DefaultNetwork: defNet, Fabric: fab,
 		Flows: flows, ServiceNets: svcNets}
+	if !o.noShortcut {
+		cfg.Shortcut = prog
+	}
 	if kn != nil {
 		cfg.Addresses = kn
 		cfg.DefaultNetwork = "default/" + api.DefaultNetworkName // the controller's

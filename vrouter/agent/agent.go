@@ -16,6 +16,7 @@ import (
 	"github.com/xvr-project/xvr/vrouter/api"
 	"github.com/xvr-project/xvr/vrouter/dataplane"
 	"github.com/xvr-project/xvr/vrouter/route"
+	"github.com/xvr-project/xvr/vrouter/xdpprog"
 )
 
 // Store persists the desired state. vrouter/store implements it.
@@ -50,6 +51,16 @@ type Links interface {
 type Attacher interface {
 	Attach(ifindex int) error
 	Detach(ifindex int) error
+}
+
+// Shortcutter is the XDP shortcut (vrouter/xdpprog's Program): the kernel
+// delivers what dataplane.Snapshot.Shortcuts lists without the forwarder.
+type Shortcutter interface {
+	SetShortcuts(ports []xdpprog.ShortcutPort, dests []xdpprog.ShortcutDest) error
+	ShortcutCount(ifindex int) (packets, bytes uint64, err error)
+	// RedirectTarget says whether the kernel takes frames redirected to
+	// the device (a pod veth whose pod end has NAPI: GRO on).
+	RedirectTarget(ifindex int) (bool, error)
 }
 
 // Poller is the part of a dataplane.Poller the agent drives.
@@ -91,6 +102,9 @@ type Config struct {
 	// ServiceNets are the cluster's Service CIDRs (IPv4), published in
 	// snapshots: a pod's egress to them is checked after the kernel's DNAT.
 	ServiceNets []netip.Prefix
+	// Shortcut is the XDP shortcut, kept in line with every snapshot; nil:
+	// every frame goes through the forwarder.
+	Shortcut Shortcutter
 }
 
 // Agent is the node's control plane. It is safe for concurrent use.
@@ -144,6 +158,7 @@ type port struct {
 	stats   *dataplane.VifStats
 	seq     uint64 // when it was applied (Agent.seq)
 	ifindex int    // 0 while down
+	target  bool   // the kernel takes frames redirected to the device (the shortcut may deliver to it)
 	queues  int    // sockets opened (one per poller and queue)
 	reason  string
 }

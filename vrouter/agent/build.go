@@ -2,6 +2,7 @@ package agent
 
 import (
 	"github.com/xvr-project/xvr/vrouter/dataplane"
+	"github.com/xvr-project/xvr/vrouter/xdpprog"
 )
 
 // publish builds the forwarder's snapshot from the current state and makes
@@ -53,7 +54,63 @@ func (a *Agent) publish() {
 	s.Flows = a.cfg.Flows
 	s.PolicyStats = &a.polStats
 	a.publishFabric(s)
+	a.publishShortcuts(s)
 	a.cfg.Current.Publish(s)
+}
+
+// publishShortcuts has the XDP shortcut hold what s allows, before s goes
+// live: a delivery s no longer allows leaves the kernel first, and one it
+// adds is one the agent has committed to. A failure is logged and leaves
+// the kernel's maps with valid entries (xdpprog.SetShortcuts); the next
+// change tries again.
+func (a *Agent) publishShortcuts(s *dataplane.Snapshot) {
+	if a.cfg.Shortcut == nil {
+		return
+	}
+	byVif := make(map[uint32]*port, len(a.ports))
+	for _, p := range a.ports {
+		if p.ifindex > 0 {
+			byVif[p.spec.Vif] = p
+		}
+	}
+	vifs, dests := s.Shortcuts()
+	var ins []xdpprog.ShortcutPort
+	for _, v := range vifs {
+		if p := byVif[v]; p != nil {
+			ins = append(ins, xdpprog.ShortcutPort{Ifindex: p.ifindex, VRF: s.Vifs[v].VRF, RouterMAC: s.MAC})
+		}
+	}
+	var outs []xdpprog.ShortcutDest
+	for _, d := range dests {
+		if p := byVif[d.Vif]; p != nil && p.target {
+			outs = append(outs, xdpprog.ShortcutDest{VRF: d.VRF, Addr: d.Addr, Ifindex: p.ifindex, MAC: d.MAC})
+		}
+	}
+	if err := a.cfg.Shortcut.SetShortcuts(ins, outs); err != nil {
+		a.cfg.Log.Warn("xdp shortcut not updated", "err", err)
+	}
+}
+
+// checkTargets refreshes which up ports the kernel takes redirected frames
+// for (a pod may turn its GRO off or on) and reports whether any changed.
+func (a *Agent) checkTargets() bool {
+	if a.cfg.Shortcut == nil {
+		return false
+	}
+	changed := false
+	for _, p := range a.ports {
+		was := p.target
+		p.target = false
+		if p.ifindex > 0 {
+			ok, err := a.cfg.Shortcut.RedirectTarget(p.ifindex)
+			if err != nil {
+				a.cfg.Log.Warn("reading a port's xdp features", "port", p.spec.ID, "err", err)
+			}
+			p.target = ok
+		}
+		changed = changed || was != p.target
+	}
+	return changed
 }
 
 // maskOf is the host-order netmask of a prefix length (0..32).

@@ -28,10 +28,17 @@ func (a *Agent) Vifs(context.Context) []api.Vif {
 		if v.ID == HostPortID {
 			typ = api.VifHost
 		}
-		out = append(out, api.Vif{ID: v.Vif, Name: v.HostIfName, Type: typ, Port: v.ID,
+		vif := api.Vif{ID: v.Vif, Name: v.HostIfName, Type: typ, Port: v.ID,
 			Network: v.Network, VN: p.net.vn().spec.VNName, VRF: p.net.vn().spec.VRF, MAC: v.MAC, IP: v.IP, State: v.State,
 			RXPackets: p.stats.RXPackets.Load(), RXBytes: p.stats.RXBytes.Load(),
-			TXPackets: p.stats.TXPackets.Load(), TXBytes: p.stats.TXBytes.Load(), Drops: p.stats.Drops.Load()})
+			TXPackets: p.stats.TXPackets.Load(), TXBytes: p.stats.TXBytes.Load(), Drops: p.stats.Drops.Load()}
+		if sc := a.cfg.Shortcut; sc != nil && p.ifindex > 0 {
+			var err error
+			if vif.ShortcutPackets, vif.ShortcutBytes, err = sc.ShortcutCount(p.ifindex); err != nil {
+				a.cfg.Log.Warn("reading xdp shortcut counters", "vif", v.Vif, "err", err)
+			}
+		}
+		out = append(out, vif)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out

@@ -280,6 +280,10 @@ func (a *Agent) openPort(ctx context.Context, p *port) {
 		return
 	}
 	p.reason = ""
+	// The snapshot went live before the device was known: now the
+	// shortcut can name it.
+	a.checkTargets()
+	a.publishShortcuts(a.cfg.Current.Load())
 }
 
 // openQueues opens every queue of the device: queue q on poller q mod N, so
@@ -404,5 +408,8 @@ func (a *Agent) Reconcile(ctx context.Context) {
 		if a.refreshPort(ctx, p) && p.ifindex != 0 {
 			a.cfg.Log.Info("port up", "port", p.spec.ID, "vif", p.spec.Vif, "ifindex", p.ifindex)
 		}
+	}
+	if a.checkTargets() {
+		a.publishShortcuts(a.cfg.Current.Load())
 	}
 }

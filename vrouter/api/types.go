@@ -246,6 +246,11 @@ type Vif struct {
 	TXPackets uint64 `json:"txPackets"`
 	TXBytes   uint64 `json:"txBytes"`
 	Drops     uint64 `json:"drops"`
+	// ShortcutPackets and ShortcutBytes count the frames received on the
+	// vif that the XDP shortcut delivered in the kernel (not in RXPackets:
+	// the forwarder never saw them).
+	ShortcutPackets uint64 `json:"shortcutPackets,omitempty"`
+	ShortcutBytes   uint64 `json:"shortcutBytes,omitempty"`
 }
 
 // RouteEntry is one entry of a VN's forwarding table (TF's `rt --dump`).

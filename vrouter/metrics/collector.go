@@ -40,6 +40,7 @@ type Collector struct {
 	version string
 
 	vifRxPackets, vifRxBytes, vifTxPackets, vifTxBytes, vifDrops *prometheus.Desc
+	vifShortPackets, vifShortBytes                               *prometheus.Desc
 	drops, flowsNow, flowCap, flowFull, policyFlows, buildInfo   *prometheus.Desc
 }
 
@@ -53,12 +54,16 @@ func NewCollector(src Source, flows FlowSource, version string) *Collector {
 		vifTxPackets: desc("xvr_vif_tx_packets_total", "Packets transmitted on the vif.", vif...),
 		vifTxBytes:   desc("xvr_vif_tx_bytes_total", "Bytes transmitted on the vif.", vif...),
 		vifDrops:     desc("xvr_vif_drops_total", "Packets received on the vif and dropped.", vif...),
-		drops:        desc("xvr_drops_total", "Packets dropped by the forwarder, by reason (dropstats).", "reason"),
-		flowsNow:     desc("xvr_flows", "Flows (forward and reverse pairs) in the flow table.", "state"),
-		flowCap:      desc("xvr_flow_capacity", "Flows the flow table holds at most."),
-		flowFull:     desc("xvr_flow_table_full_total", "New flows refused because the flow table was full."),
-		policyFlows:  desc("xvr_policy_flows_total", "Flows network policy decided (new, and decided again after a policy change), by verdict.", "verdict"),
-		buildInfo:    desc("xvr_build_info", "Always 1; the labels say which xvrd runs.", "version", "goversion"),
+		vifShortPackets: desc("xvr_vif_shortcut_packets_total",
+			"Packets received on the vif that the XDP shortcut delivered in the kernel (not in rx_packets).", vif...),
+		vifShortBytes: desc("xvr_vif_shortcut_bytes_total",
+			"Bytes received on the vif that the XDP shortcut delivered in the kernel.", vif...),
+		drops:       desc("xvr_drops_total", "Packets dropped by the forwarder, by reason (dropstats).", "reason"),
+		flowsNow:    desc("xvr_flows", "Flows (forward and reverse pairs) in the flow table.", "state"),
+		flowCap:     desc("xvr_flow_capacity", "Flows the flow table holds at most."),
+		flowFull:    desc("xvr_flow_table_full_total", "New flows refused because the flow table was full."),
+		policyFlows: desc("xvr_policy_flows_total", "Flows network policy decided (new, and decided again after a policy change), by verdict.", "verdict"),
+		buildInfo:   desc("xvr_build_info", "Always 1; the labels say which xvrd runs.", "version", "goversion"),
 	}
 }
 
@@ -69,7 +74,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 // Describe sends every metric's description.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.vifRxPackets, c.vifRxBytes, c.vifTxPackets, c.vifTxBytes,
-		c.vifDrops, c.drops, c.flowsNow, c.flowCap, c.flowFull, c.policyFlows, c.buildInfo} {
+		c.vifDrops, c.vifShortPackets, c.vifShortBytes, c.drops, c.flowsNow, c.flowCap, c.flowFull, c.policyFlows, c.buildInfo} {
 		ch <- d
 	}
 }
@@ -104,7 +109,8 @@ func (c *Collector) collectVif(ch chan<- prometheus.Metric, v api.Vif) {
 		d *prometheus.Desc
 		n uint64
 	}{{c.vifRxPackets, v.RXPackets}, {c.vifRxBytes, v.RXBytes}, {c.vifTxPackets, v.TXPackets},
-		{c.vifTxBytes, v.TXBytes}, {c.vifDrops, v.Drops}} {
+		{c.vifTxBytes, v.TXBytes}, {c.vifDrops, v.Drops},
+		{c.vifShortPackets, v.ShortcutPackets}, {c.vifShortBytes, v.ShortcutBytes}} {
 		send(ch, m.d, prometheus.CounterValue, float64(m.n), l...)
 	}
 }

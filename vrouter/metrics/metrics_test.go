@@ -33,7 +33,8 @@ func newFake() *fakeSource {
 	return &fakeSource{
 		vifs: []api.Vif{
 			{ID: 0, Name: "eth1", Type: "fabric", RXPackets: 10, RXBytes: 1000, TXPackets: 20, TXBytes: 2000, Drops: 1},
-			{ID: 3, Name: "xvp1h", Network: "default/vn-left-1", VN: "k8s-vn-left-1-pod-network", RXPackets: 5, RXBytes: 420, TXPackets: 4, TXBytes: 336},
+			{ID: 3, Name: "xvp1h", Network: "default/vn-left-1", VN: "k8s-vn-left-1-pod-network", RXPackets: 5, RXBytes: 420, TXPackets: 4, TXBytes: 336,
+				ShortcutPackets: 9, ShortcutBytes: 576},
 		},
 		drops: []api.DropStat{{Reason: "no_route", Count: 7}, {Reason: "ttl_exceeded", Count: 0}},
 	}
@@ -85,6 +86,18 @@ xvr_build_info{goversion="` + runtime.Version() + `",version="v1.2.3"} 1
 xvr_vif_rx_bytes_total{name="eth1",network="",vif="0",vn=""} 1000
 xvr_vif_rx_bytes_total{name="xvp1h",network="default/vn-left-1",vif="3",vn="k8s-vn-left-1-pod-network"} 420
 `), "xvr_vif_rx_bytes_total"); err != nil {
+		t.Fatal(err)
+	}
+	if err := testutil.CollectAndCompare(c, strings.NewReader(`
+# HELP xvr_vif_shortcut_packets_total Packets received on the vif that the XDP shortcut delivered in the kernel (not in rx_packets).
+# TYPE xvr_vif_shortcut_packets_total counter
+xvr_vif_shortcut_packets_total{name="eth1",network="",vif="0",vn=""} 0
+xvr_vif_shortcut_packets_total{name="xvp1h",network="default/vn-left-1",vif="3",vn="k8s-vn-left-1-pod-network"} 9
+# HELP xvr_vif_shortcut_bytes_total Bytes received on the vif that the XDP shortcut delivered in the kernel.
+# TYPE xvr_vif_shortcut_bytes_total counter
+xvr_vif_shortcut_bytes_total{name="eth1",network="",vif="0",vn=""} 0
+xvr_vif_shortcut_bytes_total{name="xvp1h",network="default/vn-left-1",vif="3",vn="k8s-vn-left-1-pod-network"} 576
+`), "xvr_vif_shortcut_packets_total", "xvr_vif_shortcut_bytes_total"); err != nil {
 		t.Fatal(err)
 	}
 }

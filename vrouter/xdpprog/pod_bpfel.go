@@ -8,17 +8,48 @@ import (
 	_ "embed"
 	"fmt"
 	"io"
+	"structs"
 
 	"github.com/cilium/ebpf"
 )
+
+type podShortCount struct {
+	_       structs.HostLayout
+	Packets uint64
+	Bytes   uint64
+}
+
+type podShortDst struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Mac     [6]uint8
+	Pad     [2]uint8
+}
+
+type podShortKey struct {
+	_    structs.HostLayout
+	Vrf  uint32
+	Addr uint32
+}
+
+type podShortPort struct {
+	_   structs.HostLayout
+	Vrf uint32
+	Mac [6]uint8
+	Pad [2]uint8
+}
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	podMapPorts   = "ports"
-	podMapXsks    = "xsks"
-	podProgXvrPod = "xvr_pod"
+	podMapPorts      = "ports"
+	podMapShortIn    = "short_in"
+	podMapShortOut   = "short_out"
+	podMapShortStats = "short_stats"
+	podMapShortTx    = "short_tx"
+	podMapXsks       = "xsks"
+	podProgXvrPod    = "xvr_pod"
 )
 
 // loadPod returns the embedded CollectionSpec for pod.
@@ -70,8 +101,12 @@ type podProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type podMapSpecs struct {
-	Ports *ebpf.MapSpec `ebpf:"ports"`
-	Xsks  *ebpf.MapSpec `ebpf:"xsks"`
+	Ports      *ebpf.MapSpec `ebpf:"ports"`
+	ShortIn    *ebpf.MapSpec `ebpf:"short_in"`
+	ShortOut   *ebpf.MapSpec `ebpf:"short_out"`
+	ShortStats *ebpf.MapSpec `ebpf:"short_stats"`
+	ShortTx    *ebpf.MapSpec `ebpf:"short_tx"`
+	Xsks       *ebpf.MapSpec `ebpf:"xsks"`
 }
 
 // podVariableSpecs contains global variables before they are loaded into the kernel.
@@ -100,13 +135,21 @@ func (o *podObjects) Close() error {
 //
 // It can be passed to loadPodObjects or ebpf.CollectionSpec.LoadAndAssign.
 type podMaps struct {
-	Ports *ebpf.Map `ebpf:"ports"`
-	Xsks  *ebpf.Map `ebpf:"xsks"`
+	Ports      *ebpf.Map `ebpf:"ports"`
+	ShortIn    *ebpf.Map `ebpf:"short_in"`
+	ShortOut   *ebpf.Map `ebpf:"short_out"`
+	ShortStats *ebpf.Map `ebpf:"short_stats"`
+	ShortTx    *ebpf.Map `ebpf:"short_tx"`
+	Xsks       *ebpf.Map `ebpf:"xsks"`
 }
 
 func (m *podMaps) Close() error {
 	return _PodClose(
 		m.Ports,
+		m.ShortIn,
+		m.ShortOut,
+		m.ShortStats,
+		m.ShortTx,
 		m.Xsks,
 	)
 }

@@ -31,6 +31,7 @@ type Program struct {
 	ports map[int]*port // by ifindex
 	free  []uint32      // released port slots, reused first
 	next  uint32        // next never-used port slot
+	short shortcuts     // the shortcut maps' contents
 }
 
 // port is one device known to the Program: its slot in the maps and, once
@@ -63,8 +64,15 @@ func (p *Program) init() error {
 	if n := p.objs.Xsks.MaxEntries(); n != MaxPorts*MaxQueues {
 		return fmt.Errorf("xsks has %d entries, want %d: regenerate", n, MaxPorts*MaxQueues)
 	}
-	if n := p.objs.Ports.MaxEntries(); n != MaxPorts {
-		return fmt.Errorf("ports has %d entries, want %d: regenerate", n, MaxPorts)
+	for _, m := range []struct {
+		name string
+		m    *ebpf.Map
+		want uint32
+	}{{"ports", p.objs.Ports, MaxPorts}, {"short_in", p.objs.ShortIn, MaxPorts}, {"short_tx", p.objs.ShortTx, MaxPorts},
+		{"short_stats", p.objs.ShortStats, MaxPorts}, {"short_out", p.objs.ShortOut, MaxShortcuts}} {
+		if n := m.m.MaxEntries(); n != m.want {
+			return fmt.Errorf("%s has %d entries, want %d: regenerate", m.name, n, m.want)
+		}
 	}
 	info, err := p.objs.XvrPod.Info()
 	if err != nil {

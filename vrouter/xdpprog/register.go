@@ -74,6 +74,10 @@ func (p *Program) port(ifindex int) (*port, error) {
 	if err != nil {
 		return nil, fmt.Errorf("adding ifindex %d: %w", ifindex, err)
 	}
+	if err := p.resetCount(slot); err != nil {
+		p.free = append(p.free, slot)
+		return nil, fmt.Errorf("adding ifindex %d: %w", ifindex, err)
+	}
 	if err := p.objs.Ports.Put(uint32(ifindex), slot); err != nil {
 		p.free = append(p.free, slot)
 		return nil, fmt.Errorf("adding ifindex %d: %w", ifindex, err)
@@ -102,6 +106,9 @@ func (p *Program) allocSlot() (uint32, error) {
 // release empties the device's map entries and frees its slot. Callers hold
 // p.mu and have already detached the program.
 func (p *Program) release(ifindex int, pt *port) error {
+	if err := p.forgetShortcuts(ifindex); err != nil {
+		return err
+	}
 	for q := 0; q < MaxQueues; q++ {
 		if err := p.deleteXsk(ifindex, pt.slot, q); err != nil {
 			return err

@@ -365,7 +365,7 @@ func (b *Backend) Vifs(context.Context) []api.Vif {
 		vifs = append(vifs, api.Vif{
 			ID: p.Vif, Name: p.HostIfName, Type: api.VifVirtual, Port: p.ID, Network: p.Network,
 			VN: n.VNName, VRF: n.VRF, MAC: p.MAC, IP: p.IP, State: p.State,
-			RXPackets: 10 * c, RXBytes: 1000 * c, TXPackets: 20 * c, TXBytes: 2000 * c, Drops: c,
+			RXPackets: 10 * c, RXBytes: 1000 * c, TXPackets: 20 * c, TXBytes: 2000 * c, Drops: c, ShortcutPackets: 30 * c, ShortcutBytes: 3000 * c,
 		})
 	}
 	return vifs
