@@ -1,11 +1,14 @@
 package topo
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xvr-project/xvr/vrouter/api"
 )
 
 // buildBins builds xvrd and xvrctl from this tree into a temporary
@@ -47,6 +50,7 @@ func TestOverlayBuildAndTearDown(t *testing.T) {
 			}
 			checkOverlayPath(t, tp)
 			checkNextHop(t, tp)
+			checkShortcut(t, tp)
 		})
 	}
 }
@@ -89,6 +93,31 @@ func checkNextHop(t *testing.T, tp *Topology) {
 	out, err := tp.Forwarders[0].Ctl("nh")
 	if err != nil || !strings.Contains(out, want) {
 		t.Errorf("node 1 next hops (err %v) lack %q:\n%s", err, want, out)
+	}
+}
+
+// checkShortcut checks that the XDP shortcut carried the frames: out of
+// pod a's vif on node 1, into pod b from node 2's fabric.
+func checkShortcut(t *testing.T, tp *Topology) {
+	t.Helper()
+	for i, typ := range []string{"virtual", "fabric"} {
+		out, err := tp.Forwarders[i].Ctl("-o", "json", "vif")
+		if err != nil {
+			t.Fatalf("node %d vifs: %v", i+1, err)
+		}
+		var vifs []api.Vif
+		if err := json.Unmarshal([]byte(out), &vifs); err != nil {
+			t.Fatalf("node %d vifs: %v\n%s", i+1, err, out)
+		}
+		var n uint64
+		for _, v := range vifs {
+			if v.Type == typ {
+				n += v.ShortcutPackets
+			}
+		}
+		if n < 1000 {
+			t.Errorf("node %d: the shortcut took %d frames on %s vifs, want the 2000 sent (at least 1000)\n%s", i+1, n, typ, out)
+		}
 	}
 }
 

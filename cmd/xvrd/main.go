@@ -176,7 +176,11 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	}
 	defer closeLogged(log, "xdp program", prog.Close)
 
-	fab, err := fabricConfig(o)
+	var shortcut *xdpprog.Program
+	if !o.noShortcut {
+		shortcut = prog
+	}
+	fab, err := fabricConfig(o, shortcut)
 	if err != nil {
 		return err
 	}
@@ -227,8 +231,8 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	cfg := agent.Config{Store: st, Links: netlinkLinks{}, Attacher: prog, Pollers: pollers,
 		Current: cur, MAC: mac, Cluster: o.cluster, Log: log, Version: version, DefaultNetwork: defNet, Fabric: fab,
 		Flows: flows, ServiceNets: svcNets}
-	if !o.noShortcut {
-		cfg.Shortcut = prog
+	if shortcut != nil {
+		cfg.Shortcut = shortcut
 	}
 	if kn != nil {
 		cfg.Addresses = kn
@@ -352,7 +356,7 @@ func serve(ctx context.Context, o options, ag *agent.Agent, backend api.Backend,
 }
 
 // fabricConfig loads the fabric XDP program when -fabric-if is given.
-func fabricConfig(o options) (*agent.FabricConfig, error) {
+func fabricConfig(o options, shortcut *xdpprog.Program) (*agent.FabricConfig, error) {
 	if o.fabricIf == "" {
 		return nil, nil
 	}
@@ -368,7 +372,7 @@ func fabricConfig(o options) (*agent.FabricConfig, error) {
 	} else if ip, err = firstIPv4(o.fabricIf); err != nil {
 		return nil, err
 	}
-	prog, err := xdpprog.LoadFabric(xdpprog.FabricConfig{NodeIP: ip})
+	prog, err := xdpprog.LoadFabric(xdpprog.FabricConfig{NodeIP: ip, Shortcut: shortcut})
 	if err != nil {
 		return nil, fmt.Errorf("loading the fabric xdp program: %w", err)
 	}

@@ -53,11 +53,14 @@ type Attacher interface {
 	Detach(ifindex int) error
 }
 
-// Shortcutter is the XDP shortcut (vrouter/xdpprog's Program): the kernel
-// delivers what dataplane.Snapshot.Shortcuts lists without the forwarder.
+// Shortcutter is the XDP shortcut (vrouter/xdpprog's Program, whose maps
+// the fabric program shares): the kernel delivers what
+// dataplane.Snapshot.Shortcuts lists without the forwarder.
 type Shortcutter interface {
-	SetShortcuts(ports []xdpprog.ShortcutPort, dests []xdpprog.ShortcutDest) error
+	SetShortcuts(ports []xdpprog.ShortcutPort, dests []xdpprog.ShortcutDest, labels []xdpprog.ShortcutLabel) error
 	ShortcutCount(ifindex int) (packets, bytes uint64, err error)
+	// FabricShortcutCount counts what the fabric program delivered.
+	FabricShortcutCount() (packets, bytes uint64, err error)
 	// RedirectTarget says whether the kernel takes frames redirected to
 	// the device (a pod veth whose pod end has NAPI: GRO on).
 	RedirectTarget(ifindex int) (bool, error)

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"github.com/xvr-project/xvr/encap"
 	"github.com/xvr-project/xvr/vrouter/dataplane"
 	"github.com/xvr-project/xvr/vrouter/xdpprog"
 )
@@ -60,9 +61,11 @@ func (a *Agent) publish() {
 
 // publishShortcuts has the XDP shortcut hold what s allows, before s goes
 // live: a delivery s no longer allows leaves the kernel first, and one it
-// adds is one the agent has committed to. A failure is logged and leaves
-// the kernel's maps with valid entries (xdpprog.SetShortcuts); the next
-// change tries again.
+// adds is one the agent has committed to. Only redirect targets are named
+// as devices to deliver to (pod veths whose pod end has NAPI, a fabric NIC
+// that takes redirected frames). A failure is logged and leaves the
+// kernel's maps with valid entries (xdpprog.SetShortcuts); the next change
+// tries again.
 func (a *Agent) publishShortcuts(s *dataplane.Snapshot) {
 	if a.cfg.Shortcut == nil {
 		return
@@ -73,26 +76,71 @@ func (a *Agent) publishShortcuts(s *dataplane.Snapshot) {
 			byVif[p.spec.Vif] = p
 		}
 	}
-	vifs, dests := s.Shortcuts()
+	set := s.Shortcuts()
 	var ins []xdpprog.ShortcutPort
-	for _, v := range vifs {
+	for _, v := range set.Vifs {
 		if p := byVif[v]; p != nil {
 			ins = append(ins, xdpprog.ShortcutPort{Ifindex: p.ifindex, VRF: s.Vifs[v].VRF, RouterMAC: s.MAC})
 		}
 	}
 	var outs []xdpprog.ShortcutDest
-	for _, d := range dests {
-		if p := byVif[d.Vif]; p != nil && p.target {
-			outs = append(outs, xdpprog.ShortcutDest{VRF: d.VRF, Addr: d.Addr, Ifindex: p.ifindex, MAC: d.MAC})
+	for _, d := range set.Dests {
+		if len(outs) >= xdpprog.MaxShortcuts-1 {
+			break // the rest stay the forwarder's; local pods come first
+		}
+		if d.Remote != nil {
+			if f := a.fab; f != nil && f.ifindex > 0 && f.target {
+				outs = append(outs, remoteShortcut(d, f.ifindex))
+			}
+			continue
+		}
+		p := byVif[d.Vif]
+		if p == nil || !p.target {
+			continue
+		}
+		sd := xdpprog.ShortcutDest{VRF: d.VRF, Addr: d.Addr, Ifindex: p.ifindex, MAC: d.MAC, SrcMAC: s.MAC}
+		outs = append(outs, sd)
+		if d.Native {
+			sd.VRF = xdpprog.NativeVRF
+			outs = append(outs, sd)
 		}
 	}
-	if err := a.cfg.Shortcut.SetShortcuts(ins, outs); err != nil {
+	var labels []xdpprog.ShortcutLabel
+	for _, l := range set.Labels {
+		k := xdpprog.ShortMPLSoUDP
+		if l.Kind == encap.VXLAN {
+			k = xdpprog.ShortVXLAN
+		}
+		if len(labels) < xdpprog.MaxShortcutLabels {
+			labels = append(labels, xdpprog.ShortcutLabel{Kind: k, Label: l.Label, VRF: l.VRF, RouterMAC: s.MAC})
+		}
+	}
+	if err := a.cfg.Shortcut.SetShortcuts(ins, outs, labels); err != nil {
 		a.cfg.Log.Warn("xdp shortcut not updated", "err", err)
 	}
 }
 
-// checkTargets refreshes which up ports the kernel takes redirected frames
-// for (a pod may turn its GRO off or on) and reports whether any changed.
+// remoteShortcut is the shortcut's form of a pod on another node, reached
+// out of the fabric NIC (ifindex).
+func remoteShortcut(d dataplane.ShortcutDest, ifindex int) xdpprog.ShortcutDest {
+	nh := d.Remote
+	o := &nh.Outer
+	sd := xdpprog.ShortcutDest{VRF: d.VRF, Addr: d.Addr, Kind: xdpprog.ShortFabric, Ifindex: ifindex,
+		MAC: o.DstMAC, SrcMAC: o.SrcMAC, MTU: uint16(min(max(d.MTU, 0), 0xffff))}
+	if nh.Type == dataplane.NHFabric {
+		return sd
+	}
+	sd.Kind = xdpprog.ShortMPLSoUDP
+	if nh.Kind == encap.VXLAN {
+		sd.Kind = xdpprog.ShortVXLAN
+	}
+	sd.Src, sd.Dst, sd.TTL, sd.DF, sd.Label, sd.InnerMAC = o.Src, o.Dst, o.TTL, o.DF, nh.Label, nh.InnerMAC
+	return sd
+}
+
+// checkTargets refreshes which up ports (and the fabric NIC) the kernel
+// takes redirected frames for (a pod may turn its GRO off or on) and
+// reports whether any changed.
 func (a *Agent) checkTargets() bool {
 	if a.cfg.Shortcut == nil {
 		return false
@@ -100,17 +148,26 @@ func (a *Agent) checkTargets() bool {
 	changed := false
 	for _, p := range a.ports {
 		was := p.target
-		p.target = false
-		if p.ifindex > 0 {
-			ok, err := a.cfg.Shortcut.RedirectTarget(p.ifindex)
-			if err != nil {
-				a.cfg.Log.Warn("reading a port's xdp features", "port", p.spec.ID, "err", err)
-			}
-			p.target = ok
-		}
+		p.target = a.redirectTarget(p.ifindex, p.spec.ID)
 		changed = changed || was != p.target
 	}
+	if f := a.fab; f != nil {
+		was := f.target
+		f.target = a.redirectTarget(f.ifindex, f.cfg.IfName)
+		changed = changed || was != f.target
+	}
 	return changed
+}
+
+func (a *Agent) redirectTarget(ifindex int, name string) bool {
+	if ifindex < 1 {
+		return false
+	}
+	ok, err := a.cfg.Shortcut.RedirectTarget(ifindex)
+	if err != nil {
+		a.cfg.Log.Warn("reading a device's xdp features", "device", name, "err", err)
+	}
+	return ok
 }
 
 // maskOf is the host-order netmask of a prefix length (0..32).

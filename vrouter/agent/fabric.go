@@ -65,6 +65,7 @@ type fabric struct {
 	gwMAC    [6]byte               // the gateway's MAC, zero while unresolved
 	prefixes map[netip.Prefix]bool // steered by the program now
 	ifindex  int
+	target   bool // the kernel takes frames redirected to it (the shortcut's)
 	mac      [6]byte
 	queues   int
 	stats    *dataplane.VifStats
@@ -101,6 +102,7 @@ func (a *Agent) openFabric(ctx context.Context) {
 	f.reason = ""
 	a.syncPrefixes()
 	a.cfg.Log.Info("fabric up", "dev", f.cfg.IfName, "node_ip", f.cfg.NodeIP, "queues", f.queues)
+	a.checkTargets()
 	a.publish()
 }
 
@@ -134,7 +136,7 @@ func (a *Agent) closeFabric(ctx context.Context) {
 			a.cfg.Log.Warn("closing fabric socket", "queue", q, "err", err)
 		}
 	}
-	f.queues, f.ifindex = 0, 0
+	f.queues, f.ifindex, f.target = 0, 0, false
 }
 
 // vniOf is a VN's VXLAN identifier: the same on every node without
@@ -333,6 +335,12 @@ func (a *Agent) fabricVif() (api.Vif, bool) {
 		TXPackets: f.stats.TXPackets.Load(), TXBytes: f.stats.TXBytes.Load(), Drops: f.stats.Drops.Load()}
 	if f.ifindex == 0 {
 		v.State = "down: " + f.reason
+	}
+	if sc := a.cfg.Shortcut; sc != nil {
+		var err error
+		if v.ShortcutPackets, v.ShortcutBytes, err = sc.FabricShortcutCount(); err != nil {
+			a.cfg.Log.Warn("reading the fabric's xdp shortcut counters", "err", err)
+		}
 	}
 	return v, true
 }

@@ -61,6 +61,9 @@ func (a *Agent) installRoute(r api.Route, n *network, t *tunnel) {
 	a.routes[key] = r
 	a.publish()
 	a.setRoute(n.vn(), netip.MustParsePrefix(r.Prefix), a.staticNH(r))
+	// The shortcut reads routes from the table, which has the route only
+	// now (after the snapshot that holds its next hop).
+	a.publishShortcuts(a.cfg.Current.Load())
 }
 
 // dropTunnel forgets the tunnel next hop of a route, if it had one.

@@ -248,7 +248,8 @@ type Vif struct {
 	Drops     uint64 `json:"drops"`
 	// ShortcutPackets and ShortcutBytes count the frames received on the
 	// vif that the XDP shortcut delivered in the kernel (not in RXPackets:
-	// the forwarder never saw them).
+	// the forwarder never saw them): to a local pod or, encapsulated, to
+	// another node; on the fabric vif, those it delivered to local pods.
 	ShortcutPackets uint64 `json:"shortcutPackets,omitempty"`
 	ShortcutBytes   uint64 `json:"shortcutBytes,omitempty"`
 }

@@ -15,7 +15,8 @@ import (
 // the same vif, and the frame rewritten as the XDP shortcut rewrites it.
 func TestShortcutsMatchPipeline(t *testing.T) {
 	s := testSnapshot(t)
-	vifs, dests := s.Shortcuts()
+	set := s.Shortcuts()
+	vifs, dests := set.Vifs, set.Dests
 	if !slices.Equal(vifs, []uint32{1, 2, 3}) || len(dests) != 3 {
 		t.Fatalf("Shortcuts = %v %v, want vifs 1 2 3 and their three pods", vifs, dests)
 	}
@@ -79,7 +80,8 @@ func TestShortcutsLeaveOut(t *testing.T) {
 	for name, c := range cases {
 		s := testSnapshot(t)
 		c.edit(s)
-		vifs, dests := s.Shortcuts()
+		set := s.Shortcuts()
+		vifs, dests := set.Vifs, set.Dests
 		var dv []uint32
 		for _, d := range dests {
 			dv = append(dv, d.Vif)

@@ -53,6 +53,10 @@ type FabricConfig struct {
 	// ranges; the zero value means TF's (DefaultSNATTCPPorts,
 	// DefaultSNATUDPPorts). ICMP echo identifiers come from UDPPorts.
 	TCPPorts, UDPPorts [2]uint16
+	// Shortcut is the pod program whose shortcut maps the fabric program
+	// shares: it then delivers what arrives for the pods those maps list
+	// without the forwarder. nil: no shortcut.
+	Shortcut *Program
 }
 
 // Fabric is the loaded fabric program and its maps, for the one fabric NIC
@@ -80,7 +84,13 @@ func LoadFabric(cfg FabricConfig) (*Fabric, error) {
 		return nil, fmt.Errorf("removing memlock rlimit: %w", err)
 	}
 	f := &Fabric{cfg: kcfg, prefixes: make(map[netip.Prefix]struct{})}
-	if err := loadFabricObjects(&f.objs, nil); err != nil {
+	var opts *ebpf.CollectionOptions
+	if p := cfg.Shortcut; p != nil {
+		opts = &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{
+			"short_out": p.objs.ShortOut, "short_tx": p.objs.ShortTx,
+			"short_labels": p.objs.ShortLabels, "short_stats": p.objs.ShortStats}}
+	}
+	if err := loadFabricObjects(&f.objs, opts); err != nil {
 		return nil, fmt.Errorf("loading %s: %w", FabricProgName, err)
 	}
 	if err := f.init(); err != nil {

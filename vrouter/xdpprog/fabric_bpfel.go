@@ -29,14 +29,59 @@ type fabricFabricLpmKey struct {
 	Addr      [4]uint8
 }
 
+type fabricShortCount struct {
+	_       structs.HostLayout
+	Packets uint64
+	Bytes   uint64
+}
+
+type fabricShortDst struct {
+	_        structs.HostLayout
+	Ifindex  uint32
+	Mac      [6]uint8
+	Kind     uint8
+	Ttl      uint8
+	SrcMac   [6]uint8
+	Mtu      uint16
+	Saddr    uint32
+	Daddr    uint32
+	Label    uint32
+	InnerMac [6]uint8
+	Df       uint8
+	Pad      uint8
+}
+
+type fabricShortKey struct {
+	_    structs.HostLayout
+	Vrf  uint32
+	Addr uint32
+}
+
+type fabricShortLabel struct {
+	_   structs.HostLayout
+	Vrf uint32
+	Mac [6]uint8
+	Pad [2]uint8
+}
+
+type fabricShortLabelKey struct {
+	_     structs.HostLayout
+	Kind  uint32
+	Label uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	fabricMapConfig     = "config"
-	fabricMapPrefixes   = "prefixes"
-	fabricMapXsks       = "xsks"
-	fabricProgXvrFabric = "xvr_fabric"
+	fabricMapConfig      = "config"
+	fabricMapPrefixes    = "prefixes"
+	fabricMapShortLabels = "short_labels"
+	fabricMapShortOut    = "short_out"
+	fabricMapShortStats  = "short_stats"
+	fabricMapShortTx     = "short_tx"
+	fabricMapXsks        = "xsks"
+	fabricProgXvrFabric  = "xvr_fabric"
 )
 
 // loadFabric returns the embedded CollectionSpec for fabric.
@@ -88,9 +133,13 @@ type fabricProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fabricMapSpecs struct {
-	Config   *ebpf.MapSpec `ebpf:"config"`
-	Prefixes *ebpf.MapSpec `ebpf:"prefixes"`
-	Xsks     *ebpf.MapSpec `ebpf:"xsks"`
+	Config      *ebpf.MapSpec `ebpf:"config"`
+	Prefixes    *ebpf.MapSpec `ebpf:"prefixes"`
+	ShortLabels *ebpf.MapSpec `ebpf:"short_labels"`
+	ShortOut    *ebpf.MapSpec `ebpf:"short_out"`
+	ShortStats  *ebpf.MapSpec `ebpf:"short_stats"`
+	ShortTx     *ebpf.MapSpec `ebpf:"short_tx"`
+	Xsks        *ebpf.MapSpec `ebpf:"xsks"`
 }
 
 // fabricVariableSpecs contains global variables before they are loaded into the kernel.
@@ -119,15 +168,23 @@ func (o *fabricObjects) Close() error {
 //
 // It can be passed to loadFabricObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fabricMaps struct {
-	Config   *ebpf.Map `ebpf:"config"`
-	Prefixes *ebpf.Map `ebpf:"prefixes"`
-	Xsks     *ebpf.Map `ebpf:"xsks"`
+	Config      *ebpf.Map `ebpf:"config"`
+	Prefixes    *ebpf.Map `ebpf:"prefixes"`
+	ShortLabels *ebpf.Map `ebpf:"short_labels"`
+	ShortOut    *ebpf.Map `ebpf:"short_out"`
+	ShortStats  *ebpf.Map `ebpf:"short_stats"`
+	ShortTx     *ebpf.Map `ebpf:"short_tx"`
+	Xsks        *ebpf.Map `ebpf:"xsks"`
 }
 
 func (m *fabricMaps) Close() error {
 	return _FabricClose(
 		m.Config,
 		m.Prefixes,
+		m.ShortLabels,
+		m.ShortOut,
+		m.ShortStats,
+		m.ShortTx,
 		m.Xsks,
 	)
 }

@@ -20,16 +20,38 @@ type podShortCount struct {
 }
 
 type podShortDst struct {
-	_       structs.HostLayout
-	Ifindex uint32
-	Mac     [6]uint8
-	Pad     [2]uint8
+	_        structs.HostLayout
+	Ifindex  uint32
+	Mac      [6]uint8
+	Kind     uint8
+	Ttl      uint8
+	SrcMac   [6]uint8
+	Mtu      uint16
+	Saddr    uint32
+	Daddr    uint32
+	Label    uint32
+	InnerMac [6]uint8
+	Df       uint8
+	Pad      uint8
 }
 
 type podShortKey struct {
 	_    structs.HostLayout
 	Vrf  uint32
 	Addr uint32
+}
+
+type podShortLabel struct {
+	_   structs.HostLayout
+	Vrf uint32
+	Mac [6]uint8
+	Pad [2]uint8
+}
+
+type podShortLabelKey struct {
+	_     structs.HostLayout
+	Kind  uint32
+	Label uint32
 }
 
 type podShortPort struct {
@@ -43,13 +65,14 @@ type podShortPort struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	podMapPorts      = "ports"
-	podMapShortIn    = "short_in"
-	podMapShortOut   = "short_out"
-	podMapShortStats = "short_stats"
-	podMapShortTx    = "short_tx"
-	podMapXsks       = "xsks"
-	podProgXvrPod    = "xvr_pod"
+	podMapPorts       = "ports"
+	podMapShortIn     = "short_in"
+	podMapShortLabels = "short_labels"
+	podMapShortOut    = "short_out"
+	podMapShortStats  = "short_stats"
+	podMapShortTx     = "short_tx"
+	podMapXsks        = "xsks"
+	podProgXvrPod     = "xvr_pod"
 )
 
 // loadPod returns the embedded CollectionSpec for pod.
@@ -101,12 +124,13 @@ type podProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type podMapSpecs struct {
-	Ports      *ebpf.MapSpec `ebpf:"ports"`
-	ShortIn    *ebpf.MapSpec `ebpf:"short_in"`
-	ShortOut   *ebpf.MapSpec `ebpf:"short_out"`
-	ShortStats *ebpf.MapSpec `ebpf:"short_stats"`
-	ShortTx    *ebpf.MapSpec `ebpf:"short_tx"`
-	Xsks       *ebpf.MapSpec `ebpf:"xsks"`
+	Ports       *ebpf.MapSpec `ebpf:"ports"`
+	ShortIn     *ebpf.MapSpec `ebpf:"short_in"`
+	ShortLabels *ebpf.MapSpec `ebpf:"short_labels"`
+	ShortOut    *ebpf.MapSpec `ebpf:"short_out"`
+	ShortStats  *ebpf.MapSpec `ebpf:"short_stats"`
+	ShortTx     *ebpf.MapSpec `ebpf:"short_tx"`
+	Xsks        *ebpf.MapSpec `ebpf:"xsks"`
 }
 
 // podVariableSpecs contains global variables before they are loaded into the kernel.
@@ -135,18 +159,20 @@ func (o *podObjects) Close() error {
 //
 // It can be passed to loadPodObjects or ebpf.CollectionSpec.LoadAndAssign.
 type podMaps struct {
-	Ports      *ebpf.Map `ebpf:"ports"`
-	ShortIn    *ebpf.Map `ebpf:"short_in"`
-	ShortOut   *ebpf.Map `ebpf:"short_out"`
-	ShortStats *ebpf.Map `ebpf:"short_stats"`
-	ShortTx    *ebpf.Map `ebpf:"short_tx"`
-	Xsks       *ebpf.Map `ebpf:"xsks"`
+	Ports       *ebpf.Map `ebpf:"ports"`
+	ShortIn     *ebpf.Map `ebpf:"short_in"`
+	ShortLabels *ebpf.Map `ebpf:"short_labels"`
+	ShortOut    *ebpf.Map `ebpf:"short_out"`
+	ShortStats  *ebpf.Map `ebpf:"short_stats"`
+	ShortTx     *ebpf.Map `ebpf:"short_tx"`
+	Xsks        *ebpf.Map `ebpf:"xsks"`
 }
 
 func (m *podMaps) Close() error {
 	return _PodClose(
 		m.Ports,
 		m.ShortIn,
+		m.ShortLabels,
 		m.ShortOut,
 		m.ShortStats,
 		m.ShortTx,

@@ -69,7 +69,8 @@ func (p *Program) init() error {
 		m    *ebpf.Map
 		want uint32
 	}{{"ports", p.objs.Ports, MaxPorts}, {"short_in", p.objs.ShortIn, MaxPorts}, {"short_tx", p.objs.ShortTx, MaxPorts},
-		{"short_stats", p.objs.ShortStats, MaxPorts}, {"short_out", p.objs.ShortOut, MaxShortcuts}} {
+		{"short_stats", p.objs.ShortStats, MaxPorts + 1}, {"short_out", p.objs.ShortOut, MaxShortcuts},
+		{"short_labels", p.objs.ShortLabels, MaxShortcutLabels}} {
 		if n := m.m.MaxEntries(); n != m.want {
 			return fmt.Errorf("%s has %d entries, want %d: regenerate", m.name, n, m.want)
 		}

@@ -78,7 +78,7 @@ func shortcutSetup(t *testing.T) (p *Program, pod1, pod2 netlink.Link, in, out i
 		t.Fatalf("Register: %v", err)
 	}
 	err := p.SetShortcuts([]ShortcutPort{{Ifindex: in, VRF: 3, RouterMAC: routerMAC}},
-		[]ShortcutDest{{VRF: 3, Addr: podIP2, Ifindex: out, MAC: podMAC2}, {VRF: 3, Addr: podIP1, Ifindex: in, MAC: podMAC1}})
+		[]ShortcutDest{{VRF: 3, Addr: podIP2, Ifindex: out, MAC: podMAC2}, {VRF: 3, Addr: podIP1, Ifindex: in, MAC: podMAC1}}, nil)
 	if err != nil {
 		t.Fatalf("SetShortcuts: %v", err)
 	}
@@ -88,13 +88,13 @@ func shortcutSetup(t *testing.T) (p *Program, pod1, pod2 netlink.Link, in, out i
 // run runs xvr_pod on frame as received on (ifindex, 0).
 func run(t *testing.T, p *Program, ifindex int, frame []byte) (uint32, []byte) {
 	t.Helper()
-	out := make([]byte, len(frame)+256)
-	ret, err := p.objs.XvrPod.Run(&ebpf.RunOptions{Data: frame, DataOut: out,
-		Context: xdpMd{DataEnd: uint32(len(frame)), IngressIfindex: uint32(ifindex)}})
+	opts := &ebpf.RunOptions{Data: frame, DataOut: make([]byte, len(frame)+256),
+		Context: xdpMd{DataEnd: uint32(len(frame)), IngressIfindex: uint32(ifindex)}}
+	ret, err := p.objs.XvrPod.Run(opts)
 	if err != nil {
 		t.Fatalf("test run: %v", err)
 	}
-	return ret, out[:len(frame)]
+	return ret, opts.DataOut
 }
 
 func TestShortcutRewrites(t *testing.T) {
@@ -162,14 +162,14 @@ func fixSum(f []byte) { binary.BigEndian.PutUint16(f[14+10:], ipChecksum(f[14:34
 func TestShortcutUpdates(t *testing.T) {
 	p, _, _, in, out := shortcutSetup(t)
 	f := shortFrame(podIP2, 64)
-	if err := p.SetShortcuts([]ShortcutPort{{Ifindex: in, VRF: 3, RouterMAC: routerMAC}}, nil); err != nil {
+	if err := p.SetShortcuts([]ShortcutPort{{Ifindex: in, VRF: 3, RouterMAC: routerMAC}}, nil, nil); err != nil {
 		t.Fatalf("SetShortcuts: %v", err)
 	}
 	if _, got := run(t, p, in, f); !bytes.Equal(got, f) {
 		t.Fatal("destination removed: frame still rewritten")
 	}
 	err := p.SetShortcuts([]ShortcutPort{{Ifindex: in, VRF: 3, RouterMAC: routerMAC}},
-		[]ShortcutDest{{VRF: 3, Addr: podIP2, Ifindex: out, MAC: podMAC2}})
+		[]ShortcutDest{{VRF: 3, Addr: podIP2, Ifindex: out, MAC: podMAC2}}, nil)
 	if err != nil {
 		t.Fatalf("SetShortcuts: %v", err)
 	}
@@ -186,7 +186,7 @@ func TestShortcutUpdates(t *testing.T) {
 		t.Fatalf("after Detach: %d dests %d devices %d ports, want 0 0 1", len(p.short.dests), len(p.short.tx), len(p.short.ports))
 	}
 	for _, bad := range [][2]int{{0, out}, {in, 0}} {
-		err := p.SetShortcuts([]ShortcutPort{{Ifindex: bad[0]}}, []ShortcutDest{{Ifindex: bad[1]}})
+		err := p.SetShortcuts([]ShortcutPort{{Ifindex: bad[0]}}, []ShortcutDest{{Ifindex: bad[1]}}, nil)
 		if err == nil {
 			t.Errorf("SetShortcuts with ifindex %v: no error", bad)
 		}
