@@ -144,8 +144,8 @@ func TestStandings(t *testing.T) {
 	r.Datapaths = append(r.Datapaths, Datapath{Name: "ovs-afxdp", Rows: []Row{{Size: "64", ZeroLossPPS: 100e3, OverloadPPS: 450e3}}})
 	st := r.Standings(Goals)
 	want := []Standing{
-		{Goal{"xvr", "ovs-afxdp", "64", 2, 1.5}, "64", 4, 2},
-		{Goal{"xvr", "linux-routing", "64", 3, 0}, "64", 0.8, 3},
+		{Goal{"xvr", "ovs-afxdp", "64", 2, 1.5}, "64", 4, 2, Exact},
+		{Goal{"xvr", "linux-routing", "64", 3, 0}, "64", 0.8, 3, Exact},
 	}
 	if len(st) != len(want) {
 		t.Fatalf("standings %+v, want %+v", st, want)
@@ -172,5 +172,41 @@ func TestStandings(t *testing.T) {
 	}
 	if strings.Contains(b.String(), "| IMIX | 1.20×") {
 		t.Errorf("the goals table has an IMIX row (the goals are of 64-byte frames):\n%s", b.String())
+	}
+}
+
+// A generator-bound rate makes its ratio a bound, and the goal is met or
+// missed only where the bound decides it.
+func TestStandingsBounds(t *testing.T) {
+	goal := Goal{"xvr", "peer", "64", 2, 0}
+	cases := []struct {
+		xvrBound, peerBound bool
+		xvr                 float64
+		bound               Bound
+		cell, verdict       string
+	}{
+		{false, false, 150e3, Exact, "| 1.50× |", "no"},
+		{false, false, 300e3, Exact, "| 3.00× |", "yes"},
+		{true, false, 150e3, AtLeast, "| ≥ 1.50× |", "not known: generator-bound"},
+		{true, false, 300e3, AtLeast, "| ≥ 3.00× |", "yes"},
+		{false, true, 150e3, AtMost, "| ≤ 1.50× |", "no"},
+		{false, true, 300e3, AtMost, "| ≤ 3.00× |", "not known: generator-bound"},
+		{true, true, 300e3, Unknown, "| ? (3.00×, both generator-bound) |", "not known: generator-bound"},
+	}
+	for _, c := range cases {
+		r := &Report{Datapaths: []Datapath{
+			{Name: "xvr", Rows: []Row{{Size: "64", ZeroLossPPS: c.xvr, GeneratorBound: c.xvrBound}}},
+			{Name: "peer", Rows: []Row{{Size: "64", ZeroLossPPS: 100e3, GeneratorBound: c.peerBound}}},
+		}}
+		st := r.Standings([]Goal{goal})
+		if len(st) != 1 || st[0].Bound != c.bound {
+			t.Fatalf("%+v: standings %+v, want bound %d", c, st, c.bound)
+		}
+		if got := st[0].verdict(); got != c.verdict || (got == "yes") != st[0].Met() {
+			t.Errorf("%+v: verdict %q (met %v), want %q", c, got, st[0].Met(), c.verdict)
+		}
+		if got := "| " + ratioOf(st[0].ZeroLoss, st[0].Bound) + " |"; got != c.cell {
+			t.Errorf("%+v: cell %q, want %q", c, got, c.cell)
+		}
 	}
 }

@@ -66,7 +66,7 @@ func pinning(c *config, rep *report.Report, p progress) int {
 	}
 	rep.Pinning = fmt.Sprintf("generator (xvr-bench, all threads) on CPU %d; forwarder on CPU %d "+
 		"(xvrd: its pollers by -poller-cpus, its control plane on the other CPUs, and its XDP shortcut where the kernel runs the ingress host veth's XDP: "+
-		"in that veth's NAPI, on the CPU of whoever sent to it, the generator's for pod-to-pod on one node; kernel datapaths: RPS of the ingress host veth; OVS: its PMD thread by pmd-cpu-mask, "+
+		"in that veth's NAPI, on the CPU of whoever sent to it: the generator's, on one node and across nodes (each veth hop's NAPI runs on the sending CPU, the receiving node's decapsulation too); kernel datapaths: RPS of the ingress host veth; OVS: its PMD thread by pmd-cpu-mask, "+
 		"its other threads and ovsdb-server on all CPUs); ping and iperf3 unpinned", c.genCPU, c.fwdCPU)
 	return c.fwdCPU
 }
