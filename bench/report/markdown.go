@@ -18,6 +18,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	r.mdStandings(b)
 	r.mdScaling(b)
 	r.mdTCP(b)
+	r.mdChecks(b)
 	r.mdSkipped(b)
 	r.mdMethod(b)
 	if err := b.Flush(); err != nil {

@@ -25,6 +25,8 @@ type Report struct {
 	// Targets are the benchmark's goals as measured in this run
 	// (Standings of Goals; the Markdown computes them afresh).
 	Targets []Standing `json:"targets,omitempty"`
+	// Checks are the TCP and RTT goals as measured in this run.
+	Checks []Check `json:"checks,omitempty"`
 	// Scaling are xvr's curves against the size of its load (ports,
 	// routes, flows), each measured at 64 B frames.
 	Scaling []Curve `json:"scaling,omitempty"`

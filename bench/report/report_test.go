@@ -210,3 +210,45 @@ func TestStandingsBounds(t *testing.T) {
 		}
 	}
 }
+
+// The TCP and RTT targets: met only when every figure they name is.
+func TestOtherTargets(t *testing.T) {
+	lat := func(p50, p99 float64) []Row {
+		return []Row{{Size: "64", Latency: &Latency{Probes: 300, P50: p50, P99: p99}}}
+	}
+	r := &Report{Datapaths: []Datapath{
+		{Name: "xvr", Rows: lat(30, 100), TCP: &TCP{Gbps: 4}},
+		{Name: "linux-routing", Rows: lat(20, 40), TCP: &TCP{Gbps: 3}},
+		{Name: "kernel-vxlan", TCP: &TCP{Gbps: 2, Retransmits: 5}},
+		{Name: "xvr-mplsoudp", TCP: &TCP{Gbps: 3, Retransmits: 10}},
+		{Name: "xvr-vxlan", TCP: &TCP{Gbps: 3, Retransmits: 11}},
+		{Name: "xvr-fabric", TCP: &TCP{Gbps: 1.9}},
+	}}
+	want := map[string]bool{
+		"xvr vs linux-routing: TCP one stream ≥ 1×":                           true,
+		"xvr-mplsoudp vs kernel-vxlan: TCP one stream ≥ 1×, retransmits ≤ 2×": true,
+		"xvr-vxlan vs kernel-vxlan: TCP one stream ≥ 1×, retransmits ≤ 2×":    false, // 11 > 2 × 5
+		"xvr-fabric vs kernel-vxlan: TCP one stream ≥ 1×, retransmits ≤ 2×":   false, // slower
+		"xvr vs linux-routing: RTT p50 and p99 under load ≤ 2× (64 B)":        false, // p99 100 > 80
+	}
+	got := r.OtherTargets()
+	if len(got) != len(want) {
+		t.Fatalf("targets %+v, want %d", got, len(want))
+	}
+	for _, c := range got {
+		if w, ok := want[c.Target]; !ok || c.Met != w {
+			t.Errorf("%q (%s): met %v, want %v (known %v)", c.Target, c.Measured, c.Met, w, ok)
+		}
+	}
+	var b bytes.Buffer
+	if err := r.WriteMarkdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	if line := "| xvr vs linux-routing: RTT p50 and p99 under load ≤ 2× (64 B) | 30 / 100 vs 20 / 40 µs | no |"; !strings.Contains(b.String(), line) {
+		t.Errorf("markdown lacks %q:\n%s", line, b.String())
+	}
+	r.Datapaths[1].Rows = nil // no RTT for the peer: no RTT target
+	if n := len(r.OtherTargets()); n != 4 {
+		t.Errorf("without the peer's RTT: %d targets, want 4", n)
+	}
+}

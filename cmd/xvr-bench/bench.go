@@ -44,6 +44,7 @@ func bench(c config, log io.Writer) error {
 	}
 	rep.FillRatios(string(topo.LinuxRouting))
 	rep.Targets = rep.Standings(report.Goals)
+	rep.Checks = rep.OtherTargets()
 	if err := rep.WriteDir(c.out); err != nil {
 		return err
 	}
