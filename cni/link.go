@@ -217,7 +217,25 @@ func configureIf(h *netlink.Handle, pi podIf) error {
 	// XDP (xvrd's shortcut) need, and coalesces the pod's TCP on receive.
 	// Only once the device is up does the kernel (6.18) tell the host end
 	// that it may be redirected to.
-	return ethtool.GROOn(pi.name)
+	if err := ethtool.GROOn(pi.name); err != nil {
+		return err
+	}
+	return setQdisc(h, l, pi.name)
+}
+
+// setQdisc gives the pod's end a queue: a veth without one (noqueue, its
+// default) drops what the pod sends while the host end's ring is full —
+// and the host end, with xvrd's XDP program on it, drains its 256-frame
+// ring in NAPI — where with a qdisc the kernel (6.16+) stops the queue
+// until the ring has room. pfifo_fast is the kernel's own default qdisc,
+// built into every kernel.
+func setQdisc(h *netlink.Handle, l netlink.Link, name string) error {
+	q := &netlink.GenericQdisc{QdiscType: "pfifo_fast", QdiscAttrs: netlink.QdiscAttrs{
+		LinkIndex: l.Attrs().Index, Parent: netlink.HANDLE_ROOT, Handle: netlink.MakeHandle(1, 0)}}
+	if err := h.QdiscReplace(q); err != nil {
+		return fmt.Errorf("setting a pfifo_fast qdisc on %s: %w", name, err)
+	}
+	return nil
 }
 
 func addDefaultRoute(h *netlink.Handle, ifs []podIf) error {

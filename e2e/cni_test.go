@@ -113,6 +113,11 @@ metadata:
 	if out := web.ns.Run(t, "ethtool", "-k", "eth1"); !strings.Contains(out, "generic-receive-offload: on") {
 		t.Errorf("gro not on in the pod:\n%s", out)
 	}
+	// A qdisc on the pod's end, so that a full host-end ring pushes back
+	// instead of dropping what the pod sends.
+	if out := web.ns.Run(t, "tc", "qdisc", "show", "dev", "eth1"); !strings.Contains(out, "qdisc pfifo_fast 1: root") {
+		t.Errorf("no pfifo_fast root qdisc on the pod's eth1:\n%s", out)
+	}
 	if n := shortcutPackets(t, cn, web.rt.ContainerID+"/eth1"); n < 2 {
 		t.Errorf("web's eth1 vif counts %d shortcut packets, want its pings (>= 2)", n)
 	}

@@ -197,7 +197,11 @@ func (p Endpoint) configure(gw netip.Addr) error {
 		// frames XDP redirects to it need (xvr's shortcut), and TCP
 		// coalesced on receive. Once up: only then does the kernel mark
 		// the host end as a redirect target.
-		[]string{"ethtool", "-K", "eth0", "gro", "on"})
+		[]string{"ethtool", "-K", "eth0", "gro", "on"},
+		// A qdisc on every datapath's pods alike, as xvr-cni gives its
+		// pods: with one, a full host-end ring (a veth whose host end runs
+		// XDP in NAPI) pushes back instead of dropping what the pod sends.
+		[]string{"tc", "qdisc", "replace", "dev", "eth0", "root", "handle", "1:", "pfifo_fast"})
 	if err != nil || !gw.IsValid() {
 		return err
 	}

@@ -87,6 +87,7 @@ func method(c config) []string {
 		fmt.Sprintf("Latency: RTT of %d ICMP echoes (ping -i 0.001, 84-byte IP) from pod a to pod b through the datapath, while the generator offers %.0f %% of the zero-loss rate of that frame size.", c.pings, c.loadFrac*100),
 		"CPU ns/pkt: busy time of the whole machine (/proc/stat user+nice+system+irq+softirq, generator included) and its softirq part, and the forwarder process's utime+stime (/proc/PID/stat: xvrd, or ovs-vswitchd, whose PMD thread polls without sleeping), over the best passing trial, per delivered frame; 10 ms tick resolution.",
 		"TCP: one iperf3 stream, pod a to pod b.",
+		"Pods: configured alike for every datapath, as xvr-cni configures its pods: transmit checksum offload off, GRO on (once up), a pfifo_fast root qdisc on eth0 (without one a veth drops what the pod sends while its peer's ring is full; with one the kernel stops the queue instead). docs/benchmarks.md has every datapath's TCP without the qdisc too.",
 	}
 }
 
