@@ -132,10 +132,23 @@ func pacerInsns(mapFD int, frame []byte) asm.Instructions {
 // frames); an AF_XDP Generator cannot.
 func (g *Generator) Paces() bool { return g.mode == ModeLiveFrames }
 
-// SetFlows makes the frames of later paced sends leave from n UDP source
-// ports in turn, FlowPortBase on (0: the frame's own port). The frame's
-// UDP checksum must be 0 (none), as a rewritten port leaves it wrong.
-func (g *Generator) SetFlows(n uint32) { g.flows = n }
+// SetFlows makes the frames of later sends carry n flows in turn (0: the
+// frame's own): live frames' paced sends from UDP source ports FlowPortBase
+// on (at most MaxPortFlows), AF_XDP sends the same and beyond MaxPortFlows
+// from further source addresses too (flowCycle, at most MaxFlows). The
+// frame's UDP checksum must be 0 (none), as a rewritten port leaves it
+// wrong. It returns an error for more flows than the mode numbers.
+func (g *Generator) SetFlows(n uint32) error {
+	limit := uint32(MaxFlows)
+	if g.mode == ModeLiveFrames {
+		limit = MaxPortFlows
+	}
+	if n > limit {
+		return fmt.Errorf("%d flows: a %s generator numbers at most %d", n, g.mode, limit)
+	}
+	g.flows = n
+	return nil
+}
 
 // SendPaced sends n frames at rate frames/s (+Inf: unpaced), spaced in the
 // kernel (see pacer), and stops after limit. It returns the frames sent

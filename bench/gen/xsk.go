@@ -127,11 +127,14 @@ func (x *xskTx) load(frame []byte) {
 }
 
 // send puts n frames on the TX ring and waits until the kernel completed
-// them all.
-func (x *xskTx) send(frame []byte, n uint32) error {
+// them all; with flows, each frame gets the next flow's source first.
+func (x *xskTx) send(frame []byte, n uint32, flows *flowCycle) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.load(frame)
+	if flows != nil {
+		x.last = x.last[:0] // the frames' sources change: load again next time
+	}
 	flen := uint32(len(frame))
 	free0 := x.umem.FreeFrames() // every frame is free between sends
 	var queued uint64
@@ -155,6 +158,9 @@ func (x *xskTx) send(frame []byte, n uint32) error {
 			addr, ok := x.umem.Alloc()
 			if !ok {
 				break
+			}
+			if flows != nil {
+				flows.write(x.umem.Mem()[addr : addr+uint64(flen)])
 			}
 			x.descs[k] = afxdp.Desc{Addr: addr, Len: flen}
 			k++

@@ -39,14 +39,14 @@ func (t *Topology) NewSource(sizes []int) (*Source, error) {
 	return t.NewSourceFlows(sizes, 0)
 }
 
-// NewSourceFlows is NewSource for frames from flows UDP source ports in
-// turn (gen.Generator.SetFlows; 0: one flow), sent by live frames only
-// (Send and Pace; an error where the kernel refuses them).
+// NewSourceFlows is NewSource for frames of flows flows in turn
+// (gen.Generator.SetFlows; 0: one flow): with live frames from that many
+// UDP source ports, spaced in the kernel (Pace); beyond gen.MaxPortFlows,
+// or where the kernel refuses live frames, through the AF_XDP generator,
+// which numbers flows by source port and address (at most gen.MaxFlows).
 func (t *Topology) NewSourceFlows(sizes []int, flows uint32) (*Source, error) {
-	if flows > 0 {
-		if err := gen.LiveFramesErr(); err != nil {
-			return nil, fmt.Errorf("a source of %d flows needs live frames: %w", flows, err)
-		}
+	if flows > gen.MaxFlows {
+		return nil, fmt.Errorf("a source of %d flows: at most %d", flows, gen.MaxFlows)
 	}
 	s := &Source{Sizes: append([]int(nil), sizes...), flows: flows}
 	frames := make([][]byte, 0, len(sizes))
@@ -78,12 +78,14 @@ func (s *Source) open(t *Topology, frames [][]byte) error {
 			return fmt.Errorf("find %s: %w", t.A.IfName, err)
 		}
 		for _, f := range frames {
-			g, err := gen.NewGenerator(ifi.Index, f)
+			g, err := flowGenerator(ifi.Index, f, s.flows)
 			if err != nil {
 				return err
 			}
-			g.SetFlows(s.flows)
 			s.gens = append(s.gens, g)
+			if err := g.SetFlows(s.flows); err != nil {
+				return err
+			}
 		}
 		if gen.LiveFramesErr() != nil || s.flows > 0 {
 			s.paced = s.gens
@@ -99,6 +101,16 @@ func (s *Source) open(t *Topology, frames [][]byte) error {
 		}
 		return nil
 	})
+}
+
+// flowGenerator is a generator of frame that can number flows: live
+// frames where the kernel runs them and the pacer numbers that many (by
+// source port), else AF_XDP.
+func flowGenerator(ifindex int, frame []byte, flows uint32) (*gen.Generator, error) {
+	if flows > gen.MaxPortFlows {
+		return gen.NewGeneratorMode(ifindex, frame, gen.ModeAFXDP)
+	}
+	return gen.NewGenerator(ifindex, frame)
 }
 
 // attachRestore attaches to A's host veth an XDP program that rewrites the
@@ -177,7 +189,7 @@ func storeHeader(hdr []byte) asm.Instructions {
 
 // Send injects n frames of Sizes[i] as fast as it can.
 func (s *Source) Send(i int, n uint32) error {
-	if s.flows > 0 { // only the pacer's program numbers flows
+	if s.flows > 0 && s.Paces() { // with live frames only the pacer's program numbers flows
 		_, _, err := s.Pace(i, math.Inf(1), uint64(n), maxSend)
 		return err
 	}

@@ -31,8 +31,9 @@ func scaling(c config, deadline time.Time, p progress) []report.Curve {
 	}
 	flows := report.Curve{Name: "flows (policy on B)", Param: "flows",
 		Note: "B under an allow-all ingress policy, every frame looked up in the flow table; the generator cycles " +
-			"its UDP source port through the flows (each trial sends fewer frames than 1M, so at 1M the first " +
-			"trials also set flows up); xvrd -flows 2× the flows"}
+			"its UDP source port through the flows, beyond 64512 flows (and where the kernel refuses live frames) " +
+			"through the AF_XDP generator, which numbers them by source port and 16 source addresses of A's subnet " +
+			"(each trial sends fewer frames than 1M, so at 1M the first trials also set flows up); xvrd -flows 2× the flows"}
 	for _, n := range scaleFlows {
 		o := topo.Options{PolicyOnB: true, XvrdArgs: []string{"-flows", strconv.Itoa(2 * n)}}
 		flows.Points = append(flows.Points, scalePoint(c, deadline, p, float64(n), o, uint32(n)))
