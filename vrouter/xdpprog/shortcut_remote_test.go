@@ -42,7 +42,7 @@ func remoteDests(fabric int) []ShortcutDest {
 
 // sent is what the forwarder sends for f to d (toTunnel, toFabric): TTL - 1,
 // then the MACs or encap.Encap's outer headers.
-func sent(t *testing.T, f []byte, d ShortcutDest) []byte {
+func sent(t testing.TB, f []byte, d ShortcutDest) []byte {
 	t.Helper()
 	g := append([]byte(nil), f...)
 	g[14+8]--
@@ -152,7 +152,7 @@ func TestShortcutDestErrors(t *testing.T) {
 // fabricShortcutSetup loads xvr_fabric sharing p's shortcut maps, with the
 // node IP, a fabric-forwarded prefix holding podIP2 and pod 2 (behind out)
 // reachable by label 1003, VNI 77 and natively.
-func fabricShortcutSetup(t *testing.T) (p *Program, f *Fabric, out int) {
+func fabricShortcutSetup(t testing.TB) (p *Program, f *Fabric, out int) {
 	t.Helper()
 	p, _, _, _, out = shortcutSetup(t)
 	f = mustLoadFabric(t, FabricConfig{NodeIP: netip.AddrFrom4(nodeIP), Shortcut: p})
@@ -171,7 +171,7 @@ func fabricShortcutSetup(t *testing.T) (p *Program, f *Fabric, out int) {
 }
 
 // runFabric runs xvr_fabric on frame as received on queue 0.
-func runFabric(t *testing.T, f *Fabric, frame []byte) (uint32, []byte) {
+func runFabric(t testing.TB, f *Fabric, frame []byte) (uint32, []byte) {
 	t.Helper()
 	opts := &ebpf.RunOptions{Data: frame, DataOut: make([]byte, len(frame)+256),
 		Context: xdpMd{DataEnd: uint32(len(frame)), IngressIfindex: 1}}
@@ -184,7 +184,7 @@ func runFabric(t *testing.T, f *Fabric, frame []byte) (uint32, []byte) {
 
 // arriving is what a remote vRouter sends to pod 2 of this node: pod 1's
 // frame in MPLSoUDP (label 1003), VXLAN (VNI 77) or natively.
-func arriving(t *testing.T, kind ShortcutKind) []byte {
+func arriving(t testing.TB, kind ShortcutKind) []byte {
 	d := ShortcutDest{Kind: kind, MAC: fabricMAC, SrcMAC: nextMAC, Src: remoteIP, Dst: nodeIP, Label: 1003, InnerMAC: routerMAC}
 	if kind == ShortVXLAN {
 		d.Label = 77
@@ -269,4 +269,84 @@ func TestFabricWithoutShortcut(t *testing.T) {
 	if ret, got := runFabric(t, f, g); ret != xdpPass || !bytes.Equal(got, arriving(t, ShortMPLSoUDP)) {
 		t.Fatalf("verdict %d: want XDP_PASS untouched", ret)
 	}
+}
+
+// FuzzFabricShortcut: whatever arrives, xvr_fabric either leaves it
+// untouched (for the socket; none here, so XDP_PASS) or delivers exactly
+// what the forwarder would: package encap's decapsulation (fabricIn) with
+// pod 2's MAC and the vRouter's, or (natively) TTL - 1 and the same MACs.
+func FuzzFabricShortcut(f *testing.F) {
+	for _, k := range []ShortcutKind{ShortMPLSoUDP, ShortVXLAN, ShortFabric} {
+		f.Add(arriving(f, k))
+	}
+	_, fab, _ := fabricShortcutSetup(f)
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		if len(frame) < 14 || len(frame) > 1500 {
+			return // the kernel refuses runs on less than an Ethernet header
+		}
+		in := append([]byte(nil), frame...)
+		ret, got := runFabric(t, fab, frame)
+		if ret != xdpRedirect {
+			if ret != xdpPass || !bytes.Equal(got, in) {
+				t.Fatalf("verdict %d, frame changed %v: want XDP_PASS untouched", ret, !bytes.Equal(got, in))
+			}
+			return
+		}
+		if want := forwarderDelivers(in); !bytes.Equal(got, want) {
+			t.Fatalf("delivered\n got %x\nwant %x", got, want)
+		}
+	})
+}
+
+// forwarderDelivers is what the pipeline hands pod 2 (behind label 1003,
+// VNI 77 and natively at 198.18.5.2) for frame from the fabric, or nil.
+func forwarderDelivers(frame []byte) []byte {
+	buf := append([]byte(nil), frame...)
+	var d encap.Decapped
+	if err := encap.Decap(buf, 0, len(buf), &d); err == nil {
+		if d.Dst != nodeIP || (d.Kind == encap.MPLSoUDP && d.Label != 1003) || (d.Kind == encap.VXLAN && d.Label != 77) {
+			return nil
+		}
+		if d.InnerIsEthernet { // overlayL2: IPv4 to the vRouter's MAC or to the sender's own unicast one
+			in := buf[d.InnerOff : d.InnerOff+d.InnerLen]
+			dst, src := [6]byte(in[0:6]), [6]byte(in[6:12])
+			if binary.BigEndian.Uint16(in[12:]) != 0x0800 || (dst != routerMAC && (dst != src || dst[0]&1 != 0)) {
+				return nil
+			}
+		}
+		off, n := encap.InnerEthernet(buf, &d, podMAC2, routerMAC)
+		if n < 34 || [4]byte(buf[off+30:off+34]) != podIP2 || !validIPv4(buf[off+14:off+n]) {
+			return nil
+		}
+		return buf[off : off+n]
+	}
+	if len(buf) < 34 || [4]byte(buf[30:34]) != podIP2 || buf[14+8] <= 1 || !validIPv4(buf[14:]) {
+		return nil
+	}
+	buf[14+8]--
+	binary.BigEndian.PutUint16(buf[14+10:], ipChecksum(buf[14:34]))
+	copy(buf, podMAC2[:])
+	copy(buf[6:], routerMAC[:])
+	return buf
+}
+
+// validIPv4 is what the pipeline's parseIPv4 accepts of b: version 4, a
+// header of 20 bytes or more within a total length that fits b, a
+// checksum that verifies.
+func validIPv4(b []byte) bool {
+	if len(b) < 20 || b[0]>>4 != 4 {
+		return false
+	}
+	hl, tot := int(b[0]&0x0f)*4, int(binary.BigEndian.Uint16(b[2:]))
+	if hl < 20 || tot < hl || tot > len(b) {
+		return false
+	}
+	var sum uint32
+	for i := 0; i < hl; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	return sum == 0xffff
 }

@@ -61,7 +61,7 @@ func ipChecksum(h []byte) uint16 {
 // the first a socket on queue 0 and installs the shortcut from the first to
 // pod 2 behind the second.
 // pod1 is the first pair's pod end, pod2 the second's.
-func shortcutSetup(t *testing.T) (p *Program, pod1, pod2 netlink.Link, in, out int) {
+func shortcutSetup(t testing.TB) (p *Program, pod1, pod2 netlink.Link, in, out int) {
 	t.Helper()
 	pr := newPair(t)
 	n := nsCounter.Add(1)
