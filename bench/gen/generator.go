@@ -38,7 +38,7 @@ type Generator struct {
 	prog  *ebpf.Program
 	pace  *pacer     // SendPaced's, made on first use
 	flows uint32     // SetFlows
-	cycle *flowCycle // AF_XDP sends' flow numbering, made on first use
+	cycle *flowCycle // AF_XDP sends' flow numbering (SetFlows); nil: none
 	ns    netns.NsHandle
 	frame []byte
 	ctx   xdpMd
@@ -115,15 +115,8 @@ func (g *Generator) Send(n uint32) (time.Duration, error) {
 		return 0, fmt.Errorf("send %d frames: more than %d", n, MaxSend)
 	}
 	if g.xsk != nil { // its socket is bound already: no namespace switch, no signals to block
-		if g.flows > 0 && (g.cycle == nil || g.cycle.n != g.flows) {
-			g.cycle = newFlowCycle(g.frame, g.flows)
-		}
-		var cycle *flowCycle
-		if g.flows > 0 {
-			cycle = g.cycle
-		}
 		start := time.Now()
-		err := g.xsk.send(g.frame, n, cycle)
+		err := g.xsk.send(g.frame, n, g.cycle)
 		return time.Since(start), err
 	}
 	var took time.Duration

@@ -146,7 +146,10 @@ func (g *Generator) SetFlows(n uint32) error {
 	if n > limit {
 		return fmt.Errorf("%d flows: a %s generator numbers at most %d", n, g.mode, limit)
 	}
-	g.flows = n
+	g.flows, g.cycle = n, nil
+	if n > 0 && g.mode == ModeAFXDP {
+		g.cycle = newFlowCycle(g.frame, n)
+	}
 	return nil
 }
 

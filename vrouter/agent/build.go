@@ -107,12 +107,8 @@ func (a *Agent) publishShortcuts(s *dataplane.Snapshot) {
 	}
 	var labels []xdpprog.ShortcutLabel
 	for _, l := range set.Labels {
-		k := xdpprog.ShortMPLSoUDP
-		if l.Kind == encap.VXLAN {
-			k = xdpprog.ShortVXLAN
-		}
 		if len(labels) < xdpprog.MaxShortcutLabels {
-			labels = append(labels, xdpprog.ShortcutLabel{Kind: k, Label: l.Label, VRF: l.VRF, RouterMAC: s.MAC})
+			labels = append(labels, xdpprog.ShortcutLabel{Kind: tunnelKind(l.Kind), Label: l.Label, VRF: l.VRF, RouterMAC: s.MAC})
 		}
 	}
 	if err := a.cfg.Shortcut.SetShortcuts(ins, outs, labels); err != nil {
@@ -130,12 +126,17 @@ func remoteShortcut(d dataplane.ShortcutDest, ifindex int) xdpprog.ShortcutDest 
 	if nh.Type == dataplane.NHFabric {
 		return sd
 	}
-	sd.Kind = xdpprog.ShortMPLSoUDP
-	if nh.Kind == encap.VXLAN {
-		sd.Kind = xdpprog.ShortVXLAN
-	}
+	sd.Kind = tunnelKind(nh.Kind)
 	sd.Src, sd.Dst, sd.TTL, sd.DF, sd.Label, sd.InnerMAC = o.Src, o.Dst, o.TTL, o.DF, nh.Label, nh.InnerMAC
 	return sd
+}
+
+// tunnelKind is the shortcut's kind of an encapsulation (MPLSoUDP or VXLAN).
+func tunnelKind(k encap.Kind) xdpprog.ShortcutKind {
+	if k == encap.VXLAN {
+		return xdpprog.ShortVXLAN
+	}
+	return xdpprog.ShortMPLSoUDP
 }
 
 // checkTargets refreshes which up ports (and the fabric NIC) the kernel

@@ -123,7 +123,7 @@ func (p *Program) SetShortcuts(ports []ShortcutPort, dests []ShortcutDest, label
 		return fmt.Errorf("%d shortcut devices, at most %d", len(want.tx), MaxPorts)
 	}
 	for _, l := range labels {
-		if (l.Kind != ShortMPLSoUDP || l.Label < 16 || l.Label > 1<<20-1) && (l.Kind != ShortVXLAN || l.Label > 1<<24-1) {
+		if !tunnelLabel(l.Kind, l.Label) {
 			return fmt.Errorf("shortcut label %d of kind %d: not an MPLS label or VNI", l.Label, l.Kind)
 		}
 		want.labels[podShortLabelKey{Kind: uint32(l.Kind), Label: l.Label}] = podShortLabel{Vrf: l.VRF, Mac: l.RouterMAC}
@@ -149,7 +149,7 @@ func kernelDest(d ShortcutDest) (podShortDst, error) {
 	default:
 		return v, fmt.Errorf("shortcut to %v in VRF %d: unknown kind %d", d.Addr, d.VRF, d.Kind)
 	}
-	if (d.Kind == ShortMPLSoUDP && (d.Label < 16 || d.Label > 1<<20-1)) || d.Label > 1<<24-1 {
+	if !tunnelLabel(d.Kind, d.Label) {
 		return v, fmt.Errorf("shortcut to %v in VRF %d: label %d out of range", d.Addr, d.VRF, d.Label)
 	}
 	v.Ttl, v.Saddr, v.Daddr, v.Label, v.InnerMac = d.TTL, netOrder(d.Src), netOrder(d.Dst), d.Label, d.InnerMAC
@@ -306,6 +306,18 @@ func (p *Program) resetCount(slot uint32) error {
 		return fmt.Errorf("resetting shortcut counters of slot %d: %w", slot, err)
 	}
 	return nil
+}
+
+// tunnelLabel reports whether label is an MPLS label (16..2^20-1) for
+// ShortMPLSoUDP or a VNI (0..2^24-1) for ShortVXLAN.
+func tunnelLabel(k ShortcutKind, label uint32) bool {
+	switch k {
+	case ShortMPLSoUDP:
+		return label >= 16 && label <= 1<<20-1
+	case ShortVXLAN:
+		return label <= 1<<24-1
+	}
+	return false
 }
 
 func shortKey(vrf uint32, a [4]byte) podShortKey {
